@@ -1,0 +1,94 @@
+"""RFC 9457 problem details for every error the API answers, validation included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        type_: str = "about:blank",
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+        self.type = type_
+
+
+def field_error(field: str, message: str) -> ProblemError:
+    return ProblemError(422, "Validation failed", message, errors=[{"field": field, "message": message}])
+
+
+def problem_response(problem: ProblemError) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # ("body", "amount") -> "amount"; ("query", "limit") -> "limit"; ("header", "x") -> "header.x"
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "missing":
+            message = "field required"
+        elif err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        errors.append({"field": _field_name(tuple(err.get("loc", ()))), "message": message})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            ProblemError(422, "Validation failed", "the request is not valid", errors=_validation_errors(exc))
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            ProblemError(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.unhandled_error", error=type(exc).__name__)
+        return problem_response(ProblemError(500, "Internal error", "the error was logged"))

@@ -1,0 +1,25 @@
+"""The process-wide adapters the API's routes use, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from api.idempotency import IdempotencyStore
+from infra.dynamo.accounts import DynamoAccounts
+from infra.dynamo.client import DynamoDBClient
+from infra.dynamo.status_store import DynamoStatusStore
+from infra.settings import Settings
+from producers.commands import CommandPublisher
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: Settings
+    dynamodb: DynamoDBClient
+    redis: Redis
+    accounts: DynamoAccounts
+    statuses: DynamoStatusStore
+    commands: CommandPublisher
+    idempotency: IdempotencyStore

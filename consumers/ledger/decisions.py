@@ -1,0 +1,160 @@
+"""The cash rules as pure functions: a command and the account's current state in, a decision out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from schemas.commands import Deposit, Withdraw
+from schemas.envelope import Envelope, derive_event_id
+from schemas.money import to_cents
+from schemas.events import (
+    CashRejectionReason,
+    DepositRejected,
+    DepositSettled,
+    Event,
+    WithdrawalRejected,
+    WithdrawalSettled,
+)
+
+HANDLER = "ledger"
+CashKind = Literal["deposit", "withdrawal"]
+
+
+@dataclass(frozen=True)
+class CashLimits:
+    daily_deposit: Decimal
+    daily_withdrawal: Decimal
+
+    def daily(self, kind: CashKind) -> Decimal:
+        return self.daily_deposit if kind == "deposit" else self.daily_withdrawal
+
+
+@dataclass(frozen=True)
+class CashAccountState:
+    """What the ledger reads before deciding: the balance item and today's counter for the command's kind."""
+
+    exists: bool
+    available: Decimal
+    version: int
+    daily_total: Decimal
+
+
+@dataclass(frozen=True)
+class CashDecision:
+    command_id: uuid.UUID
+    account_id: str
+    kind: CashKind
+    day: date
+    amount: Decimal
+    # The balance version the decision was made against: the write is conditional on it.
+    expected_version: int | None
+    new_available: Decimal | None
+    # Upper bound the daily counter may hold before this command; None when the command is rejected.
+    daily_headroom: Decimal | None
+    reason: CashRejectionReason | None
+    events: tuple[Envelope[Event], ...]
+
+    @property
+    def settled(self) -> bool:
+        return self.reason is None
+
+
+def command_day(command: Envelope[Deposit] | Envelope[Withdraw]) -> date:
+    """The UTC day a daily limit counts against: the day the command was accepted, stable on replay."""
+    return command.occurred_at.astimezone(UTC).date()
+
+
+def _event(command: Envelope[Deposit] | Envelope[Withdraw], payload: Event, now: datetime) -> Envelope[Event]:
+    return Envelope[Event](
+        id=derive_event_id(command.id, HANDLER),
+        type=payload.TYPE,
+        version=payload.VERSION,
+        occurred_at=now,
+        account_id=command.account_id,
+        correlation_id=command.correlation_id,
+        causation_id=command.id,
+        payload=payload,
+    )
+
+
+def _reject(
+    command: Envelope[Deposit] | Envelope[Withdraw],
+    kind: CashKind,
+    state: CashAccountState,
+    reason: CashRejectionReason,
+    now: datetime,
+) -> CashDecision:
+    amount = command.payload.amount
+    payload: Event = (
+        DepositRejected(command_id=command.id, amount=amount, reason=reason)
+        if kind == "deposit"
+        else WithdrawalRejected(command_id=command.id, amount=amount, reason=reason)
+    )
+    return CashDecision(
+        command_id=command.id,
+        account_id=command.account_id,
+        kind=kind,
+        day=command_day(command),
+        amount=amount,
+        expected_version=state.version if state.exists else None,
+        new_available=None,
+        daily_headroom=None,
+        reason=reason,
+        events=(_event(command, payload, now),),
+    )
+
+
+def decide_deposit(
+    command: Envelope[Deposit], state: CashAccountState, limits: CashLimits, now: datetime
+) -> CashDecision:
+    amount = command.payload.amount
+    if not state.exists:
+        return _reject(command, "deposit", state, "unknown_account", now)
+    headroom = limits.daily_deposit - amount
+    if state.daily_total > headroom:
+        return _reject(command, "deposit", state, "daily_limit_exceeded", now)
+    new_available = to_cents(state.available + amount)
+    payload = DepositSettled(command_id=command.id, amount=amount, balance_after=new_available)
+    return CashDecision(
+        command_id=command.id,
+        account_id=command.account_id,
+        kind="deposit",
+        day=command_day(command),
+        amount=amount,
+        expected_version=state.version,
+        new_available=new_available,
+        daily_headroom=headroom,
+        reason=None,
+        events=(_event(command, payload, now),),
+    )
+
+
+def decide_withdrawal(
+    command: Envelope[Withdraw], state: CashAccountState, limits: CashLimits, now: datetime
+) -> CashDecision:
+    amount = command.payload.amount
+    if not state.exists:
+        return _reject(command, "withdrawal", state, "unknown_account", now)
+    if state.available < amount:
+        return _reject(command, "withdrawal", state, "insufficient_funds", now)
+    headroom = limits.daily_withdrawal - amount
+    if state.daily_total > headroom:
+        return _reject(command, "withdrawal", state, "daily_limit_exceeded", now)
+    new_available = to_cents(state.available - amount)
+    payload = WithdrawalSettled(command_id=command.id, amount=amount, balance_after=new_available)
+    return CashDecision(
+        command_id=command.id,
+        account_id=command.account_id,
+        kind="withdrawal",
+        day=command_day(command),
+        amount=amount,
+        expected_version=state.version,
+        new_available=new_available,
+        daily_headroom=headroom,
+        reason=None,
+        events=(_event(command, payload, now),),
+    )

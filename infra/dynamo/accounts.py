@@ -1,0 +1,169 @@
+"""Users, accounts and the account's read paths (balance, transactions)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
+from infra.dynamo.keys import EVENT_PREFIX, PROFILE_SK, account_pk, balance_sk, username_pk
+from infra.dynamo.transactions import cancellation_codes
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    password_hash: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode()
+
+
+def decode_cursor(cursor: str, account_id: str) -> dict[str, Any]:
+    """Raises ValueError for a cursor that is not ours, including one minted for another account."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except Exception as exc:
+        raise ValueError("malformed cursor") from exc
+    if (
+        not isinstance(raw, dict)
+        or raw.get("PK") != account_pk(account_id)
+        or not isinstance(raw.get("SK"), str)
+    ):
+        raise ValueError("malformed cursor")
+    if not raw["SK"].startswith(EVENT_PREFIX):
+        raise ValueError("malformed cursor")
+    return {"PK": to_attr(raw["PK"]), "SK": to_attr(raw["SK"])}
+
+
+class DynamoAccounts:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    async def create_user(self, username: str, password_hash: str, role: str, now: datetime) -> User:
+        """Username, profile and a zero balance in one transaction: an account never half exists."""
+        user_id = str(uuid.uuid4())
+        profile = {"user_id": user_id, "username": username, "role": role, "created_at": now.isoformat()}
+        try:
+            await self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(
+                                {
+                                    "PK": username_pk(username),
+                                    "SK": PROFILE_SK,
+                                    "password_hash": password_hash,
+                                }
+                                | profile
+                            ),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item({"PK": account_pk(user_id), "SK": PROFILE_SK} | profile),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(
+                                {
+                                    "PK": account_pk(user_id),
+                                    "SK": balance_sk(),
+                                    "currency": "USD",
+                                    "available": Decimal(0),
+                                    "version": 0,
+                                }
+                            ),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise UsernameTaken(username) from exc
+            raise
+        return User(user_id, username, password_hash, role, now)
+
+    async def find_by_username(self, username: str) -> User | None:
+        response = await self._client.get_item(
+            TableName=self._table,
+            Key={"PK": to_attr(username_pk(username)), "SK": to_attr(PROFILE_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _user(from_item(item)) if item else None
+
+    async def profile(self, account_id: str) -> dict[str, Any] | None:
+        response = await self._client.get_item(
+            TableName=self._table, Key={"PK": to_attr(account_pk(account_id)), "SK": to_attr(PROFILE_SK)}
+        )
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    async def available_cash(self, account_id: str) -> Decimal | None:
+        response = await self._client.get_item(
+            TableName=self._table,
+            Key={"PK": to_attr(account_pk(account_id)), "SK": to_attr(balance_sk())},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return as_decimal(from_item(item).get("available")) if item else None
+
+    async def events(self, account_id: str, limit: int, cursor: str | None) -> Page:
+        """The account's events, newest first; raises ValueError for a bad cursor."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": to_attr(account_pk(account_id)),
+                ":prefix": to_attr(EVENT_PREFIX),
+            },
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = decode_cursor(cursor, account_id)
+        response = await self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return Page(
+            items=[from_item(i) for i in response.get("Items", [])],
+            next_cursor=_encode_cursor(last) if last else None,
+        )
+
+
+def _user(item: dict[str, Any]) -> User:
+    return User(
+        user_id=str(item["user_id"]),
+        username=str(item["username"]),
+        password_hash=str(item["password_hash"]),
+        role=str(item["role"]),
+        created_at=datetime.fromisoformat(str(item["created_at"])),
+    )

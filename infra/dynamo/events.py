@@ -1,0 +1,61 @@
+"""Items that every handler writes in its transaction: the dedupe/outcome record and the event items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from infra.dynamo.client import to_item
+from infra.dynamo.keys import event_sk
+from schemas.envelope import Envelope, utc_now
+
+
+def outcome_record(
+    table: str,
+    pk: str,
+    sk: str,
+    *,
+    topic: str,
+    events: Sequence[Envelope[Any]],
+    outcome: str,
+    reason: str | None,
+) -> dict[str, Any]:
+    """The dedupe guard: it exists once per (handler, command) and holds what to republish on redelivery."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(
+                {
+                    "PK": pk,
+                    "SK": sk,
+                    "topic": topic,
+                    "events": [e.to_json() for e in events],
+                    "outcome": outcome,
+                    "reason": reason,
+                    "recorded_at": utc_now().isoformat(),
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+
+
+def event_put(table: str, pk: str, event: Envelope[Any]) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(
+                {
+                    "PK": pk,
+                    "SK": event_sk(event.occurred_at, event.id),
+                    "event_id": str(event.id),
+                    "type": event.type,
+                    "version": event.version,
+                    "occurred_at": event.occurred_at.isoformat(),
+                    "causation_id": str(event.causation_id) if event.causation_id else None,
+                    "payload": event.payload.model_dump(mode="json"),
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }

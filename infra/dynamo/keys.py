@@ -1,0 +1,41 @@
+"""Key layout of the single table: every access path the system uses, in one place."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+
+def account_pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
+def username_pk(username: str) -> str:
+    return f"USER#{username.lower()}"
+
+
+PROFILE_SK = "PROFILE"
+
+
+def balance_sk(currency: str = "USD") -> str:
+    return f"BALANCE#{currency}"
+
+
+def daily_total_sk(kind: str, day: date) -> str:
+    return f"DAILY#{kind}#{day.isoformat()}"
+
+
+def command_sk(handler: str, command_id: uuid.UUID) -> str:
+    return f"COMMAND#{handler}#{command_id}"
+
+
+def status_sk(command_id: uuid.UUID | str) -> str:
+    return f"STATUS#{command_id}"
+
+
+EVENT_PREFIX = "EVENT#"
+
+
+def event_sk(occurred_at: datetime, event_id: uuid.UUID) -> str:
+    # Fixed-width UTC timestamps sort lexicographically, which gives "newest first" for free.
+    return f"{EVENT_PREFIX}{occurred_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"

@@ -1,0 +1,76 @@
+"""One settings object for every process, read from `LEDGERFLOW_*` environment variables."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "local-dev-only-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", extra="ignore", frozen=True)
+
+    environment: Literal["local", "test", "production"] = "local"
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Tansu rejects InitProducerId v0, so idempotence is off locally and on for Apache Kafka.
+    kafka_enable_idempotence: bool = False
+    kafka_command_partitions: int = Field(default=4, ge=1, le=1024)
+    kafka_event_partitions: int = Field(default=4, ge=1, le=1024)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=0, le=10_000)
+    kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # DynamoDB (an endpoint URL points at DynamoDB Local; None means AWS itself)
+    dynamodb_endpoint_url: str | None = "http://127.0.0.1:8000"
+    dynamodb_table: str = Field(default="ledgerflow", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str | None = "local"
+    aws_secret_access_key: SecretStr | None = SecretStr("local")
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # HTTP intake
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    jwt_ttl_seconds: int = Field(default=3600, ge=60)
+    # bcrypt's work factor: 12 in production; the tests lower it to keep registration fast.
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=86_400)
+    command_status_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
+
+    # Money rules (contract defaults)
+    currency: Literal["USD"] = "USD"
+    max_cash_amount: Decimal = Decimal("1000000")
+    daily_deposit_limit: Decimal = Decimal("10000")
+    daily_withdrawal_limit: Decimal = Decimal("5000")
+
+    # Consumers
+    consumer_graceful_timeout_s: float = Field(default=20.0, gt=0)
+    retry_initial_backoff_s: float = Field(default=0.1, gt=0)
+    retry_max_backoff_s: float = Field(default=5.0, gt=0)
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = None  # None: JSON unless attached to a terminal
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_dev(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
+            raise ValueError("LEDGERFLOW_JWT_SECRET must be set to a secret of your own in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
