@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 from consumers.common.inbound import MalformedMessage
 from schemas.envelope import utc_now
 from schemas.topics import dead_letter_topic
+
+TRUNCATED_BYTES = 64 * 1024
 
 
 class RawSender(Protocol):
@@ -31,6 +35,13 @@ def dead_letter_headers(record: Any, error: MalformedMessage, group: str) -> lis
 
 
 async def dead_letter(sender: RawSender, record: Any, error: MalformedMessage, group: str) -> None:
-    await sender.send_exact(
-        dead_letter_topic(record.topic), record.key, record.value, dead_letter_headers(record, error, group)
-    )
+    topic = dead_letter_topic(record.topic)
+    headers = dead_letter_headers(record, error, group)
+    try:
+        await sender.send_exact(topic, record.key, record.value, headers)
+    except MessageSizeTooLargeError:
+        # Bigger than even the dead-letter producer may send: keep the head of it, and say so, rather
+        # than block the partition on a message that can never be written anywhere.
+        value = (record.value or b"")[:TRUNCATED_BYTES]
+        extra = [("x-truncated", b"true"), ("x-original-size", str(len(record.value or b"")).encode())]
+        await sender.send_exact(topic, record.key, value, [*headers, *extra])

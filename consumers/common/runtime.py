@@ -56,7 +56,7 @@ def subscriber_options(settings: Settings, group: str) -> dict[str, Any]:
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         # A handler may wait out a long DynamoDB outage; the group must not evict it meanwhile.
         "max_poll_interval_ms": 30 * 60 * 1000,
-        "max_partition_fetch_bytes": settings.kafka_max_message_bytes * 2,
+        "max_partition_fetch_bytes": settings.kafka_max_message_bytes * 4,
     }
 
 

@@ -13,7 +13,7 @@ from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from consumers.common.runtime import make_broker, process_record, single_record, subscriber_options
-from consumers.ledger.decisions import CashLimits
+from consumers.ledger.bootstrap import build_ledger_ports
 from consumers.ledger.handlers import LedgerPorts, settle_deposit, settle_withdrawal
 from infra.dynamo.client import dynamodb_client
 from infra.dynamo.ledger_store import DynamoLedgerStore
@@ -47,10 +47,8 @@ async def lifespan() -> AsyncIterator[None]:
         await producer.start()
         try:
             runtime.publisher = KafkaPublisher(producer)
-            runtime.ports = LedgerPorts(
-                store=DynamoLedgerStore(client, settings.dynamodb_table),
-                publisher=runtime.publisher,
-                limits=CashLimits(settings.daily_deposit_limit, settings.daily_withdrawal_limit),
+            runtime.ports = build_ledger_ports(
+                settings, DynamoLedgerStore(client, settings.dynamodb_table), runtime.publisher
             )
             yield
         finally:

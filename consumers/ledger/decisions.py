@@ -10,7 +10,6 @@ from typing import Literal
 
 from schemas.commands import Deposit, Withdraw
 from schemas.envelope import Envelope, derive_event_id
-from schemas.money import to_cents
 from schemas.events import (
     CashRejectionReason,
     DepositRejected,
@@ -19,6 +18,7 @@ from schemas.events import (
     WithdrawalRejected,
     WithdrawalSettled,
 )
+from schemas.money import to_cents
 
 HANDLER = "ledger"
 CashKind = Literal["deposit", "withdrawal"]

@@ -23,7 +23,8 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=1,
-        max_request_size=settings.kafka_max_message_bytes,
+        # Room above the accepted-message limit, so an oversized message can still be dead-lettered whole.
+        max_request_size=settings.kafka_max_message_bytes * 4,
         request_timeout_ms=15_000,
     )
 
