@@ -1,0 +1,34 @@
+# Everything runs from .venv, built from uv.lock by scripts/bootstrap.sh (which finds or installs uv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV_PY := .venv/bin/python
+
+.PHONY: venv run test lint chaos clean distclean
+
+venv:
+	@PYTHON=$(PYTHON) bash scripts/bootstrap.sh
+
+run: venv
+	$(VENV_PY) -m infra.local.run
+
+test: venv
+	$(VENV_PY) -m pytest -q -p no:cacheprovider
+
+# All three checks run; the target fails if any of them does.
+lint: venv
+	@status=0; \
+	.venv/bin/ruff check . || status=1; \
+	.venv/bin/ruff format --check . || status=1; \
+	.venv/bin/mypy || status=1; \
+	exit $$status
+
+chaos: venv
+	$(VENV_PY) -m tests.chaos
+
+# Tool caches and server logs; `distclean` also drops .venv and the DynamoDB Local download.
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache/logs
+	find . -path ./.venv -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv .cache

@@ -1,0 +1,252 @@
+"""The application processes (API and consumers) and a small supervisor for them.
+
+Every child runs in its own session, so a Ctrl-C at the terminal reaches only the runner, which then
+stops the apps before the servers; on Linux each child also gets SIGKILL if the runner dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, TextIO
+
+from infra.local.install import PROJECT_ROOT
+
+# FastStream apps, "name": "module:app". Add a line per consumer (trading, portfolio, prices, ...).
+CONSUMER_APPS: Final[Mapping[str, str]] = {
+    "ledger": "consumers.ledger.app:app",
+    "status": "consumers.status.app:app",
+    "trading": "consumers.trading.app:app",
+    "portfolio": "consumers.portfolio.app:app",
+    "prices": "consumers.prices.app:app",
+    # The price feed is a FastStream app too (a producer only); `python -m producers.prices` runs it alone.
+    "price-feed": "producers.prices.app:app",
+}
+API_FACTORY: Final = "api.app:create_app"
+
+_PR_SET_PDEATHSIG: Final = 1
+_COLOURS: Final = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
+_PREFIX_WIDTH: Final = 10
+
+
+@dataclass(frozen=True)
+class AppProcess:
+    name: str
+    argv: list[str]
+
+
+@dataclass(frozen=True)
+class ExitedProcess:
+    name: str
+    returncode: int
+    runtime_s: float
+
+
+def app_processes(settings_port: int) -> list[AppProcess]:
+    """The API on `settings_port` and every consumer in `CONSUMER_APPS`, run with this interpreter."""
+    uvicorn = [sys.executable, "-m", "uvicorn", API_FACTORY, "--factory"]
+    api = AppProcess("api", [*uvicorn, "--host", "127.0.0.1", "--port", str(settings_port)])
+    consumers = [
+        AppProcess(name, [sys.executable, "-m", "faststream", "run", target])
+        for name, target in CONSUMER_APPS.items()
+    ]
+    return [api, *consumers]
+
+
+def _load_prctl() -> Callable[..., Any] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        # Resolved once in the parent: the forked child must not do library look-ups before exec.
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL: Final = _load_prctl()
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process. Forking from
+# this never-ending thread means a child started from a short-lived thread does not die with it.
+_SPAWNER: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgerflow-spawner")
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl; then no signal would ever come.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return setup
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    stdout: int | IO[Any],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own session that gets SIGKILL when this process dies (Linux)."""
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    return _SPAWNER.submit(popen).result()
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the child's whole process group (it leads one), so its own children go too."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def terminate(procs: Iterable[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM every live child, wait up to `grace_s` for them together, then SIGKILL what is left."""
+    alive = [proc for proc in procs if proc.poll() is None]
+    for proc in alive:
+        signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in alive:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            signal_group(proc, signal.SIGKILL)
+    for proc in alive:
+        proc.wait()
+        # A leader that exited cleanly may leave grandchildren behind in its group.
+        signal_group(proc, signal.SIGKILL)
+
+
+@dataclass
+class _Child:
+    spec: AppProcess
+    popen: subprocess.Popen[bytes]
+    started_at: float
+    pump: threading.Thread
+    reported: bool = field(default=False)
+
+
+class Supervisor:
+    """Starts app processes with a given env, prefixes their output lines with the name (colour when a
+    TTY), stops them (SIGTERM then SIGKILL after a grace period)."""
+
+    def __init__(
+        self, env: Mapping[str, str], *, out: TextIO | None = None, cwd: Path = PROJECT_ROOT
+    ) -> None:
+        # Unbuffered children: their lines show up when written, not when a buffer fills.
+        self._env = {**env, "PYTHONUNBUFFERED": "1"}
+        self._out = out if out is not None else sys.stdout
+        self._cwd = cwd
+        self._colour = self._out.isatty()
+        self._children: dict[str, _Child] = {}
+        self._colours: dict[str, str] = {}
+        self._out_lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._children)
+
+    def pid(self, name: str) -> int | None:
+        child = self._children.get(name)
+        return child.popen.pid if child is not None and child.popen.poll() is None else None
+
+    def start(self, proc: AppProcess) -> subprocess.Popen[bytes]:
+        current = self._children.get(proc.name)
+        if current is not None and current.popen.poll() is None:
+            raise RuntimeError(f"{proc.name} is already running (pid {current.popen.pid})")
+        popen = spawn(proc.argv, stdout=subprocess.PIPE, env=self._env, cwd=self._cwd)
+        pump = threading.Thread(
+            target=self._pump, args=(self._prefix(proc.name), popen), name=f"out-{proc.name}", daemon=True
+        )
+        pump.start()
+        self._children[proc.name] = _Child(proc, popen, time.monotonic(), pump)
+        return popen
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        signal_group(self._children[name].popen, sig)
+
+    def stop(self, name: str, grace_s: float = 10) -> None:
+        child = self._children.pop(name)
+        terminate([child.popen], grace_s)
+        child.pump.join(timeout=2)
+
+    def restart(self, name: str, grace_s: float = 10) -> None:
+        spec = self._children[name].spec
+        self.stop(name, grace_s)
+        self.start(spec)
+
+    def stop_all(self, grace_s: float = 10) -> None:
+        children = list(self._children.values())
+        self._children.clear()
+        terminate([child.popen for child in children], grace_s)
+        for child in children:
+            child.pump.join(timeout=2)
+
+    def exited(self) -> list[ExitedProcess]:
+        """Children that ended since the last call (each reported once), stopped ones excluded."""
+        found = []
+        for name, child in self._children.items():
+            returncode = child.popen.poll()
+            if returncode is not None and not child.reported:
+                child.reported = True
+                found.append(ExitedProcess(name, returncode, time.monotonic() - child.started_at))
+        return found
+
+    def wait_any_exit(self, timeout_s: float) -> list[ExitedProcess]:
+        """Block until a child ends or `timeout_s` passes; what `exited()` returns then."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.exited()
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return found
+            time.sleep(min(0.1, remaining))
+
+    def _prefix(self, name: str) -> str:
+        label = f"{name:<{_PREFIX_WIDTH}}|"
+        if not self._colour:
+            return f"{label} "
+        colour = self._colours.setdefault(name, _COLOURS[len(self._colours) % len(_COLOURS)])
+        return f"\x1b[{colour}m{label}\x1b[0m "
+
+    def _pump(self, prefix: str, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdout is not None
+        writable = True
+        for raw in iter(popen.stdout.readline, b""):
+            if writable:
+                writable = self._write(prefix + raw.decode(errors="replace").rstrip("\r\n"))
+            # Keep draining even when our output is gone, or the child would block on a full pipe.
+        popen.stdout.close()
+
+    def _write(self, line: str) -> bool:
+        with self._out_lock:
+            try:
+                self._out.write(line + "\n")
+                self._out.flush()
+            except (OSError, ValueError):
+                return False
+        return True
