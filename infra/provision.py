@@ -1,4 +1,4 @@
-"""Create what the system needs before it starts: every Kafka topic and the DynamoDB table.
+"""Create what the system needs before it starts: every Kafka topic, the DynamoDB table and the assets.
 
 `python -m infra.provision` runs it against the configured servers (compose uses it as a one-shot job).
 """
@@ -9,6 +9,8 @@ import asyncio
 
 import structlog
 
+from infra.data import load_assets
+from infra.dynamo.assets import DynamoAssets
 from infra.dynamo.client import dynamodb_client
 from infra.dynamo.table import ensure_table
 from infra.kafka.topics import ensure_topics
@@ -22,6 +24,8 @@ async def provision(settings: Settings) -> None:
     async def table() -> None:
         async with dynamodb_client(settings) as client:
             await ensure_table(client, settings.dynamodb_table)
+            # Reference data, put again on every run (idempotent); prices come from ticks only.
+            await DynamoAssets(client, settings.dynamodb_table).load_reference_data(load_assets())
 
     await asyncio.gather(ensure_topics(settings), table())
     log.info("provision.done", table=settings.dynamodb_table)

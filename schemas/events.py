@@ -7,9 +7,12 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.money import CashAmount, DecimalString
+from schemas.money import AssetQuantity, CashAmount, DecimalString
 
 CashRejectionReason = Literal["insufficient_funds", "daily_limit_exceeded", "unknown_account"]
+OrderRejectionReason = Literal[
+    "insufficient_funds", "insufficient_holdings", "unknown_asset", "no_price", "unknown_account"
+]
 
 
 class Event(BaseModel):
@@ -70,5 +73,55 @@ BALANCE_EVENT_TYPES: dict[str, type[Event]] = {
     e.TYPE: e for e in (DepositSettled, DepositRejected, WithdrawalSettled, WithdrawalRejected)
 }
 
+
+class OrderFilled(Event):
+    """A market order filled at `price`. `cash_amount` is the cash leg in cents (a buy's cost, rounded up,
+    or a sell's proceeds, rounded down, fee included); `balance_after` is the cash it left."""
+
+    TYPE: ClassVar[str] = "OrderFilled"
+    KIND: ClassVar[str] = "order"
+    SETTLES: ClassVar[bool] = True
+
+    order_id: uuid.UUID
+    side: Literal["buy", "sell"]
+    asset: str
+    quantity: AssetQuantity
+    price: DecimalString
+    cash_amount: DecimalString
+    fee: DecimalString
+    balance_after: DecimalString
+    # The quantity of the asset held after the fill.
+    holding_after: DecimalString
+
+
+class OrderRejected(Event):
+    TYPE: ClassVar[str] = "OrderRejected"
+    KIND: ClassVar[str] = "order"
+    SETTLES: ClassVar[bool] = False
+
+    order_id: uuid.UUID
+    side: Literal["buy", "sell"]
+    asset: str
+    quantity: AssetQuantity
+    reason: OrderRejectionReason
+
+
+class PositionChanged(Event):
+    """The portfolio projection's view of one position after applying a fill (not a command outcome)."""
+
+    TYPE: ClassVar[str] = "PositionChanged"
+    KIND: ClassVar[str] = "order"
+    SETTLES: ClassVar[bool] = True
+
+    source_event_id: uuid.UUID
+    asset: str
+    quantity: DecimalString
+    average_cost: DecimalString
+    realized_pnl: DecimalString
+
+
+ORDER_EVENT_TYPES: dict[str, type[Event]] = {e.TYPE: e for e in (OrderFilled, OrderRejected)}
+PORTFOLIO_EVENT_TYPES: dict[str, type[Event]] = {PositionChanged.TYPE: PositionChanged}
+
 # Every event that ends a command, by type: the status projection reads all of them.
-OUTCOME_EVENT_TYPES: dict[str, type[Event]] = {**BALANCE_EVENT_TYPES}
+OUTCOME_EVENT_TYPES: dict[str, type[Event]] = {**BALANCE_EVENT_TYPES, **ORDER_EVENT_TYPES}

@@ -45,7 +45,7 @@ APP_SERVICES = ("api", "ledger", "status", "trading", "portfolio", "prices")
 CONSUMERS = ("ledger", "status", "trading", "portfolio")
 # Modules that compose.yaml already runs but that are still being written. Their top-level package
 # must exist; the module itself may not yet. Remove an entry once its module lands.
-PENDING_MODULES = frozenset({"consumers.trading.app", "consumers.portfolio.app", "producers.prices"})
+PENDING_MODULES: frozenset[str] = frozenset()
 
 SETTINGS_PREFIX = "LEDGERFLOW_"
 

@@ -1,0 +1,102 @@
+"""Position arithmetic (average-cost method) and the projection's decision, as pure functions.
+
+- A buy moves the average cost to the quantity-weighted mean of the old average and the fill price.
+- A sell leaves the average cost alone and realises (fill price - average cost) x quantity.
+- A position sold down to zero forgets its average cost; realised P&L stays.
+
+Average cost and realised P&L are kept to 8 decimal places (half-even), rounded at every step, so the
+result is a pure function of the sequence of fills: a replay of the same events gives the same digits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Final, Literal
+
+from schemas.envelope import Envelope, derive_event_id
+from schemas.events import Event, OrderFilled, PositionChanged
+
+HANDLER: Final = "portfolio"
+PLACES: Final = Decimal("0.00000001")
+_EXACT_DIGITS: Final = 60
+
+
+@dataclass(frozen=True)
+class Position:
+    quantity: Decimal = Decimal(0)
+    average_cost: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+
+
+class Oversold(ValueError):
+    """A sell of more than the position holds: trading never fills one, so the events are inconsistent."""
+
+
+def apply_fill(
+    position: Position, side: Literal["buy", "sell"], quantity: Decimal, price: Decimal
+) -> Position:
+    with localcontext() as ctx:
+        ctx.prec = _EXACT_DIGITS
+        if side == "buy":
+            total = position.quantity + quantity
+            cost = position.quantity * position.average_cost + quantity * price
+            average = (cost / total).quantize(PLACES, rounding=ROUND_HALF_EVEN)
+            return Position(total, average, position.realized_pnl)
+        if quantity > position.quantity:
+            raise Oversold(f"sell of {quantity} exceeds the position of {position.quantity}")
+        realized = ((price - position.average_cost) * quantity).quantize(PLACES, rounding=ROUND_HALF_EVEN)
+        remaining = position.quantity - quantity
+        average = position.average_cost if remaining > 0 else Decimal(0)
+        return Position(remaining, average, position.realized_pnl + realized)
+
+
+@dataclass(frozen=True)
+class PositionState:
+    position: Position
+    # None while the account has no item for the asset yet.
+    version: int | None
+
+
+@dataclass(frozen=True)
+class PositionDecision:
+    account_id: str
+    asset: str
+    source_event_id: uuid.UUID
+    expected_version: int | None
+    position: Position
+    events: tuple[Envelope[Event], ...]
+
+
+def decide_position(fill: Envelope[OrderFilled], state: PositionState, now: datetime) -> PositionDecision:
+    event = fill.payload
+    position = apply_fill(state.position, event.side, event.quantity, event.price)
+    changed = PositionChanged(
+        command_id=event.command_id,
+        source_event_id=fill.id,
+        asset=event.asset,
+        quantity=position.quantity,
+        average_cost=position.average_cost,
+        realized_pnl=position.realized_pnl,
+    )
+    envelope = Envelope[Event](
+        # Derived from the fill's id: a replay republishes the same PositionChanged id.
+        id=derive_event_id(fill.id, HANDLER),
+        type=changed.TYPE,
+        version=changed.VERSION,
+        occurred_at=now,
+        account_id=fill.account_id,
+        correlation_id=fill.correlation_id,
+        causation_id=fill.id,
+        payload=changed,
+    )
+    return PositionDecision(
+        account_id=fill.account_id,
+        asset=event.asset,
+        source_event_id=fill.id,
+        expected_version=state.version,
+        position=position,
+        events=(envelope,),
+    )
