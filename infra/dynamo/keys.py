@@ -29,6 +29,13 @@ def command_sk(handler: str, command_id: uuid.UUID) -> str:
     return f"COMMAND#{handler}#{command_id}"
 
 
+def command_owner_pk(command_id: uuid.UUID | str) -> str:
+    return f"COMMAND#{command_id}"
+
+
+OWNER_SK = "OWNER"
+
+
 def status_sk(command_id: uuid.UUID | str) -> str:
     return f"STATUS#{command_id}"
 
@@ -39,3 +46,12 @@ EVENT_PREFIX = "EVENT#"
 def event_sk(occurred_at: datetime, event_id: uuid.UUID) -> str:
     # Fixed-width UTC timestamps sort lexicographically, which gives "newest first" for free.
     return f"{EVENT_PREFIX}{occurred_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
+
+
+def dead_letter_pk(dead_letter_topic: str) -> str:
+    return f"DLQ#{dead_letter_topic}"
+
+
+def redrive_sk(partition: int, offset: int) -> str:
+    # Zero-padded so that a Query lists redrives in partition and offset order.
+    return f"REDRIVE#{partition:05d}#{offset:020d}"

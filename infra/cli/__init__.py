@@ -1,0 +1,1 @@
+"""The operator CLI (`ledgerflow ...`): replay, rebuild, dead letters, lag, reconcile, topics."""

@@ -1,0 +1,440 @@
+"""The fault suite: random commands under random SIGKILLs, a full replay, then proof nothing was lost or doubled.
+
+It starts its own servers and processes (as `make run` and the test fixtures do), so it never touches
+a running system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from infra.cli import broker
+from infra.cli.main import CONSUMER_GROUPS
+from infra.dynamo.client import as_decimal, dynamodb_client, from_item
+from infra.local.install import PROJECT_ROOT
+from infra.local.processes import AppProcess, Supervisor, app_processes
+from infra.local.services import LocalServices, free_port
+from infra.provision import provision
+from infra.settings import Settings
+from schemas.topics import COMMAND_TOPICS
+from tests.chaos.model import AccountCheck, Sent, StoredEvent, check_account
+from tests.chaos.workload import plan_commands, priced_assets, send_all
+from tests.support.api import ApiUser, register
+
+CHAOS_ENV = {
+    "LEDGERFLOW_ENVIRONMENT": "test",
+    "LEDGERFLOW_BCRYPT_ROUNDS": "4",
+    "LEDGERFLOW_LOG_JSON": "true",
+    "LEDGERFLOW_LOG_LEVEL": "WARNING",
+    "LEDGERFLOW_DYNAMODB_TABLE": "ledgerflow-chaos",
+    "LEDGERFLOW_KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "LEDGERFLOW_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "LEDGERFLOW_CONSUMER_GRACEFUL_TIMEOUT_S": "10",
+    "LEDGERFLOW_RATE_LIMIT_PER_USER": "1000000",
+    "LEDGERFLOW_RATE_LIMIT_PER_IP": "1000000",
+    "LEDGERFLOW_AUTH_RATE_LIMIT_PER_IP": "1000000",
+    "LEDGERFLOW_AUTH_RATE_LIMIT_PER_USERNAME": "1000000",
+    "LEDGERFLOW_PRICE_TICK_INTERVAL_S": "1",
+}
+# Processes that are never killed: the API (the clients' side of the test) and the price feed.
+NOT_KILLED = {"api", "price-feed"}
+TERMINAL = {"settled", "rejected"}
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    commands: int = 2000
+    accounts: int = 50
+    kills: int = 10
+    concurrency: int = 12
+    seed: int | None = None
+    # Seconds between kills (uniform in this range), and how long a killed process stays down.
+    kill_gap_s: tuple[float, float] = (1.0, 3.0)
+    down_s: tuple[float, float] = (0.1, 1.5)
+    drain_timeout_s: float = 300.0
+    log_dir: Path | None = None
+
+
+@dataclass
+class Figures:
+    seed: int = 0
+    trading_included: bool = False
+    accounts: int = 0
+    commands_sent: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    refused_at_intake: dict[str, int] = field(default_factory=dict)
+    intake_failures: int = 0
+    kills: int = 0
+    killed: dict[str, int] = field(default_factory=dict)
+    replays: int = 0
+    settled: int = 0
+    rejected: int = 0
+    without_terminal_status: int = 0
+    duplicated_event_ids: int = 0
+    accounts_mismatched: int = 0
+    reconcile_exit: int | None = None
+    problems: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def failures(self, config: ChaosConfig) -> list[str]:
+        found = []
+        if self.commands_sent < config.commands * 0.9:
+            found.append(f"only {self.commands_sent} of {config.commands} commands were accepted")
+        if self.kills < config.kills:
+            found.append(f"only {self.kills} of {config.kills} kills happened")
+        if self.replays < 1:
+            found.append("no replay was executed")
+        if self.intake_failures:
+            found.append(f"{self.intake_failures} commands could not be sent")
+        if self.without_terminal_status:
+            found.append(f"{self.without_terminal_status} commands without a terminal status")
+        if self.duplicated_event_ids:
+            found.append(f"{self.duplicated_event_ids} duplicated event ids")
+        if self.accounts_mismatched:
+            found.append(f"{self.accounts_mismatched} accounts differ from the model")
+        if self.reconcile_exit != 0:
+            found.append(f"ledgerflow reconcile exited {self.reconcile_exit}")
+        return found
+
+
+class _Phases:
+    def __init__(self, figures: Figures, out: TextIO) -> None:
+        self._figures = figures
+        self._out = out
+        self._began = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self._figures.phases[name] = round(now - self._began, 1)
+        self._out.write(f"[chaos {now - self._began:6.1f}s] {name}\n")
+        self._out.flush()
+
+
+def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
+    began = time.monotonic()
+    figures = Figures(seed=config.seed if config.seed is not None else random.randrange(2**31))
+    rng = random.Random(figures.seed)
+    phases = _Phases(figures, out)
+    log_dir = config.log_dir or PROJECT_ROOT / ".cache" / "logs" / f"chaos-{os.getpid()}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    services = LocalServices(
+        kafka_port=free_port(),
+        dynamodb_port=free_port(),
+        redis_port=free_port(),
+        log_dir=log_dir,
+        reuse_running_redis=False,
+    )
+    with services, (log_dir / "apps.log").open("w", buffering=1) as app_log:
+        env = {**os.environ, **CHAOS_ENV, **services.endpoints.as_env()}
+        os.environ.update(env)
+        settings = Settings()
+        asyncio.run(provision(settings))
+        phases.mark("servers ready")
+        supervisor = Supervisor(env, out=app_log)
+        api_port = free_port()
+        specs = {spec.name: spec for spec in app_processes(api_port)}
+        for spec in specs.values():
+            supervisor.start(spec)
+        try:
+            _exercise(config, figures, rng, phases, supervisor, specs, settings, env, api_port)
+        finally:
+            supervisor.stop_all(grace_s=5)
+    figures.duration_s = round(time.monotonic() - began, 1)
+    out.write(f"[chaos] logs in {log_dir}\n")
+    return figures
+
+
+def _exercise(
+    config: ChaosConfig,
+    figures: Figures,
+    rng: random.Random,
+    phases: _Phases,
+    supervisor: Supervisor,
+    specs: dict[str, AppProcess],
+    settings: Settings,
+    env: dict[str, str],
+    api_port: int,
+) -> None:
+    api_url = f"http://127.0.0.1:{api_port}"
+    users, prices = asyncio.run(_prepare(api_url, config.accounts))
+    figures.accounts = len(users)
+    figures.trading_included = bool(prices) and "trading" in specs
+    phases.mark(f"system ready, {len(users)} accounts, trading {'on' if figures.trading_included else 'off'}")
+
+    planned = plan_commands(rng, config.commands, len(users), prices if figures.trading_included else {})
+    victims = [name for name in specs if name not in NOT_KILLED]
+    stop = threading.Event()
+    killer = threading.Thread(
+        target=_kill_loop, args=(config, figures, rng, supervisor, victims, stop), name="chaos-killer"
+    )
+    killer.start()
+    try:
+        result = asyncio.run(_send(api_url, users, planned, config.concurrency))
+        # Kills still due happen while the system works through its backlog.
+        killer.join(timeout=config.kills * (config.kill_gap_s[1] + config.down_s[1] + 15))
+    finally:
+        stop.set()
+        killer.join()
+    figures.commands_sent = len(result.sent)
+    figures.refused_at_intake = result.refused
+    figures.intake_failures = result.failed
+    for command in result.sent:
+        figures.by_kind[command.kind] = figures.by_kind.get(command.kind, 0) + 1
+    phases.mark(f"sent {figures.commands_sent} commands, {figures.kills} kills")
+
+    asyncio.run(_wait_terminal(settings, result.sent, config.drain_timeout_s))
+    phases.mark("every command has an outcome")
+
+    consumers = [name for name in specs if name != "api"]
+    for name in consumers:
+        supervisor.stop(name, grace_s=10)
+    groups = _replayed_groups(specs)
+    # Tansu may keep listing a member that left; the replay's own join settles that, so wait briefly.
+    asyncio.run(_wait_groups_empty(settings, list(groups), timeout_s=10))
+    phases.mark("consumers stopped")
+    figures.replays = _replay(groups, env)
+    phases.mark(f"{figures.replays} replays executed")
+    for name in consumers:
+        supervisor.start(specs[name])
+    asyncio.run(_wait_drained(settings, config.drain_timeout_s))
+    phases.mark("replay drained")
+
+    asyncio.run(_verify(settings, result.sent, figures))
+    figures.reconcile_exit = _cli(["reconcile"], env).returncode
+    phases.mark("verified")
+
+
+async def _prepare(api_url: str, accounts: int) -> tuple[list[ApiUser], dict[str, Decimal]]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if (await client.get("/v1/health/ready")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not become ready")
+            await asyncio.sleep(0.3)
+        canary = await register(client)
+        await canary.wait_for(await canary.deposit("1"), timeout_s=120)
+        # The price feed ticks every second; under load its first ticks can take a while to land.
+        prices = await priced_assets(client, wait_s=60)
+    # The users get their own clients: they outlive this function.
+    client = httpx.AsyncClient(base_url=api_url, timeout=60)
+    limit = asyncio.Semaphore(8)
+
+    async def one() -> ApiUser:
+        async with limit:
+            return await register(client)
+
+    users = await asyncio.gather(*(one() for _ in range(accounts)))
+    return list(users), prices
+
+
+async def _send(api_url: str, users: list[ApiUser], planned: Any, concurrency: int) -> Any:
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+        for user in users:
+            user.client = client
+        return await send_all(users, planned, concurrency)
+
+
+def _kill_loop(
+    config: ChaosConfig,
+    figures: Figures,
+    rng: random.Random,
+    supervisor: Supervisor,
+    victims: list[str],
+    stop: threading.Event,
+) -> None:
+    # Every consumer is killed at least once (in a random order) before the rest are chosen at random.
+    order = rng.sample(victims, len(victims))
+    while figures.kills < config.kills and not stop.wait(rng.uniform(*config.kill_gap_s)):
+        name = order[figures.kills] if figures.kills < len(order) else rng.choice(victims)
+        supervisor.kill(name)
+        figures.kills += 1
+        figures.killed[name] = figures.killed.get(name, 0) + 1
+        time.sleep(rng.uniform(*config.down_s))
+        supervisor.restart(name, grace_s=5)
+
+
+def _replayed_groups(specs: dict[str, AppProcess]) -> dict[str, list[str]]:
+    """The groups that read command topics, with those topics: every command is handled again."""
+    running = {"ledger": "ledger", "status-commands": "status", "trading": "trading"}
+    return {
+        group: [t for t in CONSUMER_GROUPS[group] if t in COMMAND_TOPICS]
+        for group, process in running.items()
+        if process in specs
+    }
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli.main", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _replay(groups: dict[str, list[str]], env: dict[str, str]) -> int:
+    def one(group: str, topics: list[str]) -> bool:
+        args = ["replay", group, *(a for t in topics for a in ("--topic", t)), "--to-earliest", "--execute"]
+        for _ in range(3):
+            done = _cli(args, env)
+            if done.returncode == 0:
+                return True
+            sys.stdout.write(f"[chaos] replay {group} failed, retrying: {done.stderr.strip()}\n")
+            time.sleep(5)
+        return False
+
+    # Different groups: their join-commit-leave rounds do not interfere, so they run side by side.
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda g=g, t=t: results.append(one(g, t))) for g, t in groups.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(results)
+
+
+async def _wait_groups_empty(settings: Settings, groups: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with broker.admin_client(settings) as admin:
+        while True:
+            states = [await broker.group_state(admin, g) for g in groups]
+            if not any(s.active for s in states) or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.5)
+
+
+async def _statuses(settings: Settings) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    async with dynamodb_client(settings) as client:
+        async for item in _scan(client, settings.dynamodb_table, "STATUS#"):
+            found[str(item["SK"]).removeprefix("STATUS#")] = item
+    return found
+
+
+async def _scan(client: Any, table: str, prefix: str) -> Any:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "begins_with(SK, :prefix)",
+        "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = await client.scan(**kwargs)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def _wait_terminal(settings: Settings, sent: list[Sent], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        statuses = await _statuses(settings)
+        if all(statuses.get(c.command_id, {}).get("status") in TERMINAL for c in sent):
+            return
+        await asyncio.sleep(1)
+
+
+async def _wait_drained(settings: Settings, timeout_s: float) -> None:
+    """Every group's committed offset at the end of every partition it reads, twice in a row."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    async with broker.admin_client(settings) as admin, broker.reader(settings) as consumer:
+        topics = set(await broker.list_topics(admin))
+        wanted = {g: [t for t in ts if t in topics] for g, ts in CONSUMER_GROUPS.items()}
+        while time.monotonic() < deadline:
+            groups = await broker.existing_groups(admin)
+            ends = await broker.topic_ends(
+                consumer, sorted({t for ts in wanted.values() for t in ts}), settings
+            )
+            lag = 0
+            for group, group_topics in wanted.items():
+                tps = [tp for tp in ends if tp.topic in group_topics and ends[tp] > 0]
+                if not tps:
+                    continue
+                if group not in groups:
+                    lag += sum(ends[tp] for tp in tps)
+                    continue
+                committed = await broker.committed_offsets(admin, group, tps)
+                lag += sum(ends[tp] - (committed[tp] or 0) for tp in tps)
+            quiet = quiet + 1 if lag == 0 else 0
+            if quiet >= 2:
+                return
+            await asyncio.sleep(1)
+    raise RuntimeError(f"the consumers did not drain within {timeout_s:g} s")
+
+
+async def _verify(settings: Settings, sent: list[Sent], figures: Figures) -> None:
+    statuses = await _statuses(settings)
+    figures.without_terminal_status = sum(
+        1 for c in sent if statuses.get(c.command_id, {}).get("status") not in TERMINAL
+    )
+    figures.settled = sum(1 for c in sent if statuses.get(c.command_id, {}).get("status") == "settled")
+    figures.rejected = sum(1 for c in sent if statuses.get(c.command_id, {}).get("status") == "rejected")
+    events: dict[str, list[StoredEvent]] = defaultdict(list)
+    balances: dict[str, Decimal] = {}
+    async with dynamodb_client(settings) as client:
+        async for item in _scan(client, settings.dynamodb_table, "EVENT#"):
+            account = str(item["PK"]).removeprefix("ACCOUNT#")
+            events[account].append(
+                StoredEvent(
+                    str(item["SK"]), str(item["event_id"]), str(item["type"]), item.get("payload") or {}
+                )
+            )
+        async for item in _scan(client, settings.dynamodb_table, "BALANCE#"):
+            balances[str(item["PK"]).removeprefix("ACCOUNT#")] = as_decimal(item.get("available"))
+    ids = [e.event_id for account in events.values() for e in account]
+    figures.duplicated_event_ids = len(ids) - len(set(ids))
+    by_account: dict[str, list[Sent]] = defaultdict(list)
+    for command in sent:
+        by_account[command.account_id].append(command)
+    days = {
+        command_id: _day(status.get("accepted_at"))
+        for command_id, status in statuses.items()
+        if status.get("accepted_at")
+    }
+    checks: list[AccountCheck] = [
+        check_account(
+            account,
+            commands,
+            events.get(account, []),
+            {k: v for k, v in days.items() if v is not None},
+            balances.get(account),
+        )
+        for account, commands in by_account.items()
+    ]
+    bad = [c for c in checks if c.problems]
+    figures.accounts_mismatched = len(bad)
+    for check in bad[:5]:
+        figures.problems.extend(f"account {check.account_id}: {p}" for p in check.problems[:5])
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return datetime.fromisoformat(str(value)).date()
+    except ValueError:
+        return None
