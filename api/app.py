@@ -9,15 +9,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
 from api.idempotency import IdempotencyStore
+from api.middleware import RequestGuard, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.resources import Resources
-from api.routes import auth, balance, cash, commands, health
+from api.routes import admin, assets, auth, balance, cash, commands, health, orders, portfolio
 from infra.dynamo.accounts import DynamoAccounts
+from infra.dynamo.assets import AssetDirectory, DynamoAssets
 from infra.dynamo.client import dynamodb_client
+from infra.dynamo.orders import DynamoOrders
+from infra.dynamo.portfolio_store import DynamoPortfolioStore
 from infra.dynamo.status_store import DynamoStatusStore
 from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
@@ -55,6 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 statuses=DynamoStatusStore(client, settings.dynamodb_table),
                 commands=CommandPublisher(KafkaPublisher(producer)),
                 idempotency=IdempotencyStore(redis, settings.idempotency_ttl_seconds),
+                assets=AssetDirectory(
+                    DynamoAssets(client, settings.dynamodb_table), settings.asset_cache_ttl_s
+                ),
+                orders=DynamoOrders(client, settings.dynamodb_table),
+                positions=DynamoPortfolioStore(client, settings.dynamodb_table),
             )
             log.info("api.started")
             yield
@@ -66,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (auth, cash, commands, balance, health):
+    for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -76,7 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         started = time.perf_counter()
         with tracer().start_as_current_span(f"{request.method} {request.url.path}", kind=SpanKind.SERVER):
             structlog.contextvars.bind_contextvars(
-                service="api", request_id=request_id, trace_id=current_trace_id(), path=request.url.path
+                service="api",
+                request_id=request_id,
+                trace_id=current_trace_id(),
+                path=request.url.path,
+                client_ip=request.client.host if request.client else None,
             )
             response = await call_next(request)
         route = request.scope.get("route")
@@ -86,4 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["X-Request-Id"] = request_id
         return response
 
+    # Outermost last: headers go on everything, CORS answers preflights, the guard sees raw bodies.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeaders)
     return app

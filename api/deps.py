@@ -6,7 +6,7 @@ from typing import Annotated
 
 import jwt
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import ProblemError
@@ -45,3 +45,13 @@ async def current_user(
 
 
 CurrentUser = Annotated[TokenClaims, Depends(current_user)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+async def current_admin(user: CurrentUser) -> TokenClaims:
+    if user.role != "admin":
+        raise ProblemError(403, "Forbidden", "this needs the admin role")
+    return user
+
+
+CurrentAdmin = Annotated[TokenClaims, Depends(current_admin)]

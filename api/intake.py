@@ -11,6 +11,7 @@ import structlog
 from api.idempotency import Claim, fingerprint, validate_key
 from api.problems import ProblemError
 from api.resources import Resources
+from infra.audit import audit
 from producers.commands import envelope_for
 from schemas.commands import Command
 from schemas.http import CommandReceipt
@@ -59,5 +60,5 @@ async def submit(
     )
     if claim is not None:
         await resources.idempotency.complete(claim, receipt)
-    log.info("intake.accepted", kind=command.KIND)
+    audit("command.accepted", result="accepted", kind=command.KIND, account_id=account_id)
     return receipt

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
 class ProblemError(Exception):
@@ -84,6 +85,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+            # e.g. a JSON number of thousands of digits, past Python's int-parsing limit: it is a body
+            # that fails validation like any other, and is answered the same way.
+            return problem_response(
+                ProblemError(
+                    422,
+                    "Validation failed",
+                    "the body is not JSON this API can read",
+                    errors=[
+                        {"field": "body", "message": "unreadable JSON (send numbers as decimal strings)"}
+                    ],
+                )
+            )
         return problem_response(
             ProblemError(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
         )

@@ -8,7 +8,10 @@ from redis.asyncio import Redis
 
 from api.idempotency import IdempotencyStore
 from infra.dynamo.accounts import DynamoAccounts
+from infra.dynamo.assets import AssetDirectory
 from infra.dynamo.client import DynamoDBClient
+from infra.dynamo.orders import DynamoOrders
+from infra.dynamo.portfolio_store import DynamoPortfolioStore
 from infra.dynamo.status_store import DynamoStatusStore
 from infra.settings import Settings
 from producers.commands import CommandPublisher
@@ -23,3 +26,7 @@ class Resources:
     statuses: DynamoStatusStore
     commands: CommandPublisher
     idempotency: IdempotencyStore
+    # Trading's read paths.
+    assets: AssetDirectory
+    orders: DynamoOrders
+    positions: DynamoPortfolioStore

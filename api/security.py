@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,8 +12,6 @@ import bcrypt
 import jwt
 
 ALGORITHM = "HS256"
-# Compared against when the username is unknown, so a failed login costs the same either way.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(rounds=4))
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,21 @@ async def hash_password(password: str, rounds: int) -> str:
     return hashed.decode()
 
 
-async def verify_password(password: str, password_hash: str | None) -> bool:
-    candidate = password_hash.encode() if password_hash else _DUMMY_HASH
-    # bcrypt only reads 72 bytes; longer passwords are rejected at registration by the length policy.
-    matched = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:72], candidate)
-    return matched and password_hash is not None
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(rounds: int) -> bytes:
+    """Checked when the username is unknown, at the real work factor, so both failures cost the same."""
+    return bcrypt.hashpw(b"no-such-user-placeholder", bcrypt.gensalt(rounds=rounds))
+
+
+async def verify_password(password: str, password_hash: str | None, rounds: int) -> bool:
+    candidate = password_hash.encode() if password_hash else _dummy_hash(rounds)
+    # bcrypt reads at most 72 bytes (and bcrypt 5 refuses more); registration caps passwords there.
+    secret = password.encode()[:72]
+    # No stored password holds a NUL (registration refuses control characters), and bcrypt would
+    # refuse it: do the same work and fail.
+    valid_input = b"\0" not in secret
+    matched = await asyncio.to_thread(bcrypt.checkpw, secret if valid_input else b"-", candidate)
+    return matched and valid_input and password_hash is not None
 
 
 def issue_token(user_id: str, role: str, secret: str, ttl_seconds: int, now: datetime) -> tuple[str, int]:

@@ -49,11 +49,41 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=86_400, ge=86_400)
     command_status_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
 
+    # Hostile-input limits: request size, rate limits (fixed windows in Redis), browser origins.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_limit_window_s: int = Field(default=10, ge=1)
+    rate_limit_per_user: int = Field(default=100, ge=1)
+    rate_limit_per_ip: int = Field(default=300, ge=1)
+    auth_rate_limit_window_s: int = Field(default=300, ge=1)
+    # Login and registration attempts: per client IP, and login per username, against password guessing.
+    auth_rate_limit_per_ip: int = Field(default=30, ge=1)
+    auth_rate_limit_per_username: int = Field(default=10, ge=1)
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
     # Money rules (contract defaults)
     currency: Literal["USD"] = "USD"
     max_cash_amount: Decimal = Decimal("1000000")
     daily_deposit_limit: Decimal = Decimal("10000")
     daily_withdrawal_limit: Decimal = Decimal("5000")
+
+    # Trading: an order's value (quantity x latest price) must lie within these bounds at intake.
+    min_order_value: Decimal = Decimal("1")
+    max_order_value: Decimal = Decimal("10000")
+    # The fee as a fraction of the trade's value (0.001 = 0.1%), charged in cents, rounded up.
+    trading_fee_rate: Decimal = Field(default=Decimal("0"), ge=0, lt=Decimal("0.1"))
+    # How long the API keeps the asset list and its prices before reading them again.
+    asset_cache_ttl_s: float = Field(default=2.0, ge=0)
+
+    # Price feed (`python -m producers.prices`): a bounded random walk, a CSV replay, or nothing.
+    price_feed: Literal["random", "replay", "off"] = "random"
+    price_tick_interval_s: float = Field(default=2.0, gt=0)
+    # The largest step of one tick, in basis points, and how far the walk may stray from its start.
+    price_max_step_bps: int = Field(default=50, ge=0, le=10_000)
+    price_band: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
+    price_seed: int | None = None
+    # Replay: rows `elapsed_s,asset,price`, published `price_replay_speed` times faster than recorded.
+    price_replay_csv: str = "infra/data/prices-sample.csv"
+    price_replay_speed: float = Field(default=1.0, gt=0)
 
     # Consumers
     consumer_graceful_timeout_s: float = Field(default=20.0, gt=0)
@@ -64,10 +94,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool | None = None  # None: JSON unless attached to a terminal
 
+    # Operator CLI: how long it waits for a server before giving up with a one-line error.
+    cli_timeout_s: float = Field(default=10.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_dev(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
-            raise ValueError("LEDGERFLOW_JWT_SECRET must be set to a secret of your own in production")
+        secret = self.jwt_secret.get_secret_value()
+        if self.environment == "production" and (secret == DEFAULT_JWT_SECRET or len(secret) < 32):
+            raise ValueError(
+                "LEDGERFLOW_JWT_SECRET must be a secret of your own (at least 32 characters) "
+                "outside local development and tests"
+            )
         return self
 
 

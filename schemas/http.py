@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.money import CashAmount, DecimalString
 
@@ -15,16 +16,43 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+_COMMON_PASSWORDS = frozenset(
+    {"password123", "1234567890", "qwertyuiop", "password1!", "letmein123", "iloveyou12", "welcome123"}
+)
+
+
 class RegisterRequest(Strict):
-    username: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$", description="3-32 letters, digits, _ . -"
+    username: str = Field(pattern=USERNAME_PATTERN, description="3-32 ASCII letters, digits, _ . -")
+    password: str = Field(
+        min_length=10,
+        max_length=72,
+        description="10-72 characters (at most 72 bytes), with a letter and a digit or symbol",
     )
-    password: str = Field(min_length=10, max_length=128)
+
+    @field_validator("password")
+    @classmethod
+    def _policy(cls, password: str) -> str:
+        if len(password.encode()) > 72:
+            raise ValueError("must be at most 72 bytes in UTF-8")  # bcrypt reads no further
+        if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in password):
+            raise ValueError("must not contain control or invisible characters")
+        if not any(c.isalpha() for c in password) or all(c.isalpha() for c in password):
+            raise ValueError("must contain a letter and a digit or symbol")
+        if password.lower() in _COMMON_PASSWORDS or len(set(password)) < 4:
+            raise ValueError("is too easy to guess")
+        return password
+
+    @model_validator(mode="after")
+    def _not_the_username(self) -> RegisterRequest:
+        if self.username.lower() in self.password.lower():
+            raise ValueError("password must not contain the username")
+        return self
 
 
 class LoginRequest(Strict):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=256)
 
 
 class RegisteredUser(BaseModel):

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.local.processes import Supervisor, app_processes
+from infra.local.processes import AppProcess, Supervisor, app_processes
 from infra.local.services import LocalServices, ServiceEndpoints, free_port
 from infra.provision import provision
 from infra.settings import Settings
@@ -34,7 +34,24 @@ TEST_ENV = {
     "LEDGERFLOW_KAFKA_SESSION_TIMEOUT_MS": "3000",
     "LEDGERFLOW_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "LEDGERFLOW_CONSUMER_GRACEFUL_TIMEOUT_S": "10",
+    # Tests publish their own price ticks, so prices are known exactly: no random feed.
+    "LEDGERFLOW_PRICE_FEED": "off",
+    # The suite sends far more than a person would from one address; `strict_api` tests the limits.
+    "LEDGERFLOW_RATE_LIMIT_PER_USER": "1000000",
+    "LEDGERFLOW_RATE_LIMIT_PER_IP": "1000000",
+    "LEDGERFLOW_AUTH_RATE_LIMIT_PER_IP": "1000000",
+    "LEDGERFLOW_AUTH_RATE_LIMIT_PER_USERNAME": "1000000",
 }
+STRICT_API_ENV = {
+    "LEDGERFLOW_RATE_LIMIT_PER_USER": "5",
+    "LEDGERFLOW_RATE_LIMIT_WINDOW_S": "30",
+    "LEDGERFLOW_AUTH_RATE_LIMIT_PER_USERNAME": "3",
+    "LEDGERFLOW_CORS_ALLOW_ORIGINS": '["https://app.ledgerflow.example"]',
+}
+
+
+# The price feed's ticks would make fill prices unpredictable (it is also switched off above).
+NOT_STARTED_IN_TESTS = frozenset({"price-feed"})
 
 
 def _docker_engine_available() -> bool:
@@ -95,7 +112,8 @@ def system(
     with log_path.open("w", buffering=1) as out:
         supervisor = Supervisor({**os.environ, **env}, out=out)
         for process in app_processes(api_port):
-            supervisor.start(process)
+            if process.name not in NOT_STARTED_IN_TESTS:
+                supervisor.start(process)
         running = RunningSystem(supervisor, f"http://127.0.0.1:{api_port}", log_path)
         try:
             _wait_until_ready(running)
@@ -123,6 +141,28 @@ def _wait_until_ready(running: RunningSystem, timeout_s: float = 90) -> None:
             await user.wait_for(await user.deposit("1"), timeout_s=timeout_s)
 
     asyncio.run(canary())
+
+
+@pytest.fixture(scope="session")
+def strict_api(system: RunningSystem, env: dict[str, str]) -> Iterator[str]:
+    """A second API process on the same servers, with production-like rate limits and a CORS allowlist."""
+    port = free_port()
+    process = next(p for p in app_processes(port) if p.name == "api")
+    # `env` execs the API with the stricter settings layered over the suite's.
+    overrides = [f"{k}={v}" for k, v in STRICT_API_ENV.items()]
+    system.supervisor.start(AppProcess("strict-api", ["env", *overrides, *process.argv]))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health/ready", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the strict API did not become ready")
+        time.sleep(0.2)
+    yield url
 
 
 @pytest.fixture

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends
 
-from api.deps import CurrentUser, ResourcesDep
+from api.deps import CurrentUser, IdempotencyKey, ResourcesDep
 from api.intake import submit
 from api.problems import field_error
+from api.rate_limit import limit_commands
 from schemas.commands import Deposit, Withdraw
 from schemas.http import CashRequest, CommandReceipt
 from schemas.money import to_cents
 
-router = APIRouter(prefix="/v1", tags=["cash"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+router = APIRouter(prefix="/v1", tags=["cash"], dependencies=[Depends(limit_commands)])
 
 
 def _check_limit(body: CashRequest, maximum: Any) -> None:

@@ -19,6 +19,7 @@ from consumers.ledger.decisions import (
     decide_withdrawal,
 )
 from consumers.ledger.ports import LedgerStore
+from infra.audit import audit
 from schemas.commands import Deposit, Withdraw
 from schemas.envelope import Envelope, utc_now
 from schemas.topics import BALANCE_EVENTS
@@ -68,11 +69,12 @@ async def _settle(
         result = await ports.store.commit(decision, BALANCE_EVENTS)
         if result == "committed":
             await ports.publisher.publish(BALANCE_EVENTS, decision.events)
-            log.info(
-                "ledger.decided",
+            audit(
+                "command.completed",
+                result="settled" if decision.settled else "rejected",
                 kind=kind,
-                outcome="settled" if decision.settled else "rejected",
                 reason=decision.reason,
+                amount=str(decision.amount),
                 attempts=attempt,
             )
             return decision

@@ -112,6 +112,21 @@ class DynamoAccounts:
             raise
         return User(user_id, username, password_hash, role, now)
 
+    async def set_role(self, username: str, role: str) -> User | None:
+        """Operators grant or withdraw the admin role; it takes effect at the user's next login."""
+        user = await self.find_by_username(username)
+        if user is None:
+            return None
+        for pk in (username_pk(username), account_pk(user.user_id)):
+            await self._client.update_item(
+                TableName=self._table,
+                Key={"PK": to_attr(pk), "SK": to_attr(PROFILE_SK)},
+                UpdateExpression="SET #r = :role",
+                ExpressionAttributeNames={"#r": "role"},
+                ExpressionAttributeValues={":role": to_attr(role)},
+            )
+        return User(user.user_id, user.username, user.password_hash, role, user.created_at)
+
     async def find_by_username(self, username: str) -> User | None:
         response = await self._client.get_item(
             TableName=self._table,

@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 
 from consumers.status.projection import CommandAccepted, CommandCompleted
-from infra.dynamo.client import DynamoDBClient, from_item, to_attr
-from infra.dynamo.keys import account_pk, status_sk
+from infra.dynamo.client import DynamoDBClient, from_item, to_attr, to_item
+from infra.dynamo.keys import OWNER_SK, account_pk, command_owner_pk, status_sk
 
 
 class DynamoStatusStore:
@@ -22,6 +22,17 @@ class DynamoStatusStore:
         return {"PK": to_attr(account_pk(account_id)), "SK": to_attr(status_sk(command_id))}
 
     async def record_accepted(self, update: CommandAccepted) -> None:
+        # Who owns a command, for the admin lookup by command id alone (a point read, not a scan).
+        await self._client.put_item(
+            TableName=self._table,
+            Item=to_item(
+                {
+                    "PK": command_owner_pk(update.command_id),
+                    "SK": OWNER_SK,
+                    "account_id": update.account_id,
+                }
+            ),
+        )
         await self._client.update_item(
             TableName=self._table,
             Key=self._key(update.account_id, update.command_id),
@@ -57,6 +68,15 @@ class DynamoStatusStore:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    async def owner(self, command_id: uuid.UUID) -> str | None:
+        response = await self._client.get_item(
+            TableName=self._table,
+            Key={"PK": to_attr(command_owner_pk(command_id)), "SK": to_attr(OWNER_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(from_item(item)["account_id"]) if item else None
 
     async def get(self, account_id: str, command_id: uuid.UUID | str) -> dict[str, Any] | None:
         response = await self._client.get_item(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from infra.settings import Settings
 from producers.commands import envelope_for
 from schemas.commands import Deposit
-from schemas.topics import DEPOSIT_COMMANDS, dead_letter_topic
+from schemas.topics import BALANCE_EVENTS, DEPOSIT_COMMANDS, dead_letter_topic
 from tests.support.api import ApiUser
 from tests.support.kafka import read_topic, send_raw
 
@@ -78,3 +79,17 @@ async def test_poison_messages_are_dead_lettered_and_the_next_command_settles(
     assert "payload.amount" in reasons["invalid_payload"] or "amount" in reasons["invalid_payload"]
     assert "99" in reasons["unsupported_version"]
     assert "correlation_id" in reasons["invalid_envelope"]
+
+
+async def test_a_command_for_an_unknown_account_is_a_business_rejection(settings: Settings) -> None:
+    ghost = str(uuid.uuid4())
+    command = envelope_for(Deposit(amount=Decimal("5.00")), ghost)
+    bootstrap = settings.kafka_bootstrap_servers
+    await send_raw(bootstrap, DEPOSIT_COMMANDS, ghost, [command.to_bytes()])
+    deadline = time.monotonic() + 30
+    events: list[dict[str, Any]] = []
+    while not events and time.monotonic() < deadline:
+        events = [json.loads(r.value) for r in await read_topic(bootstrap, BALANCE_EVENTS, ghost)]
+        await asyncio.sleep(0.3)
+    assert [(e["type"], e["payload"]["reason"]) for e in events] == [("DepositRejected", "unknown_account")]
+    assert await read_topic(bootstrap, dead_letter_topic(DEPOSIT_COMMANDS), ghost) == []
