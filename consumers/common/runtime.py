@@ -8,25 +8,30 @@ An unexpected exception is not committed: the message is sought back and redeliv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
+from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pydantic import BaseModel
 
 from consumers.common.dead_letters import RawSender, dead_letter
 from consumers.common.inbound import MalformedMessage, parse_envelope
+from infra.dynamo.client import DynamoDBClient, dynamodb_client
+from infra.kafka.producer import KafkaPublisher, make_producer
+from infra.logging import configure_logging
 from infra.retry import retry_transient
-from infra.settings import Settings
-from infra.telemetry import extract_trace_context, tracer
+from infra.settings import Settings, get_settings
+from infra.telemetry import configure_tracing, extract_trace_context, tracer
 from schemas.envelope import Envelope
 
 log = structlog.get_logger(__name__)
 UNEXPECTED_ERROR_PAUSE_S = 1.0
+PortsT = TypeVar("PortsT")
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
@@ -105,3 +110,56 @@ async def process_record(
             log.exception("message.failed")
             await asyncio.sleep(UNEXPECTED_ERROR_PAUSE_S)
             raise
+
+
+BuildPorts = Callable[[Settings, DynamoDBClient, KafkaPublisher], Awaitable[PortsT]]
+
+
+class ConsumerRuntime(Generic[PortsT]):
+    """One consumer process: settings, logging, tracing, broker and app, and the ports its lifespan builds.
+
+    Each `consumers/<name>/app.py` creates one, declares its subscribers on `runtime.broker` and hands
+    each record to `runtime.process`; `faststream run consumers.<name>.app:app` runs it.
+    """
+
+    def __init__(self, group: str, build_ports: BuildPorts[PortsT]) -> None:
+        self.group = group
+        self.settings = get_settings()
+        configure_logging(self.settings, group)
+        configure_tracing(group)
+        self.broker = make_broker(self.settings, group)
+        self.app = FastStream(self.broker, lifespan=self._lifespan)
+        self._build_ports = build_ports
+        # Set by the lifespan, before any subscriber starts.
+        self.ports: PortsT
+        self.publisher: KafkaPublisher
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        async with dynamodb_client(self.settings) as client:
+            producer = make_producer(self.settings, f"ledgerflow-{self.group}")
+            await producer.start()
+            try:
+                self.publisher = KafkaPublisher(producer)
+                self.ports = await self._build_ports(self.settings, client, self.publisher)
+                yield
+            finally:
+                await producer.stop()
+
+    def subscriber_options(self, group: str | None = None) -> dict[str, Any]:
+        return subscriber_options(self.settings, group or self.group)
+
+    async def process(
+        self,
+        message: KafkaMessage,
+        accepted: Mapping[str, type[BaseModel]],
+        handle: Callable[[Envelope[Any]], Awaitable[object]],
+    ) -> None:
+        await process_record(
+            single_record(message),
+            group=self.group,
+            accepted=accepted,
+            handle=handle,
+            sender=self.publisher,
+            settings=self.settings,
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
 from infra.dynamo.keys import EVENT_PREFIX, PROFILE_SK, account_pk, balance_sk, username_pk
+from infra.dynamo.pagination import Page, newest_first
 from infra.dynamo.transactions import cancellation_codes
 
 
@@ -28,33 +27,6 @@ class User:
     password_hash: str
     role: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode()
-
-
-def decode_cursor(cursor: str, account_id: str) -> dict[str, Any]:
-    """Raises ValueError for a cursor that is not ours, including one minted for another account."""
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except Exception as exc:
-        raise ValueError("malformed cursor") from exc
-    if (
-        not isinstance(raw, dict)
-        or raw.get("PK") != account_pk(account_id)
-        or not isinstance(raw.get("SK"), str)
-    ):
-        raise ValueError("malformed cursor")
-    if not raw["SK"].startswith(EVENT_PREFIX):
-        raise ValueError("malformed cursor")
-    return {"PK": to_attr(raw["PK"]), "SK": to_attr(raw["SK"])}
 
 
 class DynamoAccounts:
@@ -154,24 +126,7 @@ class DynamoAccounts:
 
     async def events(self, account_id: str, limit: int, cursor: str | None) -> Page:
         """The account's events, newest first; raises ValueError for a bad cursor."""
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-            "ExpressionAttributeValues": {
-                ":pk": to_attr(account_pk(account_id)),
-                ":prefix": to_attr(EVENT_PREFIX),
-            },
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            query["ExclusiveStartKey"] = decode_cursor(cursor, account_id)
-        response = await self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        return Page(
-            items=[from_item(i) for i in response.get("Items", [])],
-            next_cursor=_encode_cursor(last) if last else None,
-        )
+        return await newest_first(self._client, self._table, account_id, EVENT_PREFIX, limit, cursor)
 
 
 def _user(item: dict[str, Any]) -> User:

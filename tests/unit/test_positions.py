@@ -163,7 +163,7 @@ def test_portfolio_values_round_to_cents_and_add_up() -> None:
                 "price": "65000.99",
                 "market_value": "390.01",
                 "unrealized_pnl": "5.27",
-                "realized_pnl": "1",
+                "realized_pnl": "1.00",
             }
         ],
         "total_value": "1008.77",
