@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=1000, ge=100)
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=0, le=10_000)
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    # Records a consumer fetches at once: its partitions are then handled concurrently, each in order.
+    kafka_batch_max_records: int = Field(default=100, ge=1, le=10_000)
 
     # DynamoDB (an endpoint URL points at DynamoDB Local; None means AWS itself)
     dynamodb_endpoint_url: str | None = "http://127.0.0.1:8000"

@@ -113,6 +113,10 @@ async def process_record(
 
 
 BuildPorts = Callable[[Settings, DynamoDBClient, KafkaPublisher], Awaitable[PortsT]]
+# The payload models a subscriber accepts: fixed, or chosen per record (e.g. by its topic).
+Accepted = (
+    Mapping[str, type[BaseModel]] | Callable[[ConsumerRecord[bytes, bytes]], Mapping[str, type[BaseModel]]]
+)
 
 
 class ConsumerRuntime(Generic[PortsT]):
@@ -146,20 +150,49 @@ class ConsumerRuntime(Generic[PortsT]):
             finally:
                 await producer.stop()
 
-    def subscriber_options(self, group: str | None = None) -> dict[str, Any]:
-        return subscriber_options(self.settings, group or self.group)
+    def subscriber_options(self, group: str | None = None, *, batch: bool = True) -> dict[str, Any]:
+        options = subscriber_options(self.settings, group or self.group)
+        if batch:
+            options |= {
+                "batch": True,
+                "max_records": self.settings.kafka_batch_max_records,
+                "batch_timeout_ms": self.settings.kafka_fetch_max_wait_ms,
+            }
+        return options
 
     async def process(
         self,
         message: KafkaMessage,
-        accepted: Mapping[str, type[BaseModel]],
+        accepted: Accepted,
         handle: Callable[[Envelope[Any]], Awaitable[object]],
     ) -> None:
-        await process_record(
-            single_record(message),
-            group=self.group,
-            accepted=accepted,
-            handle=handle,
-            sender=self.publisher,
-            settings=self.settings,
-        )
+        """Handles a fetched batch: each partition's records in order, the partitions concurrently.
+
+        FastStream commits only after this returns, i.e. after every record of the batch is done. If one
+        record fails unexpectedly the others are cancelled and the whole batch is sought back and
+        redelivered; records already handled are then recognised as duplicates and only republished.
+        """
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        by_partition: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = {}
+        for record in records:
+            by_partition.setdefault((record.topic, record.partition), []).append(record)
+
+        async def in_order(partition_records: list[ConsumerRecord[bytes, bytes]]) -> None:
+            for record in partition_records:
+                await process_record(
+                    record,
+                    group=self.group,
+                    accepted=accepted(record) if callable(accepted) else accepted,
+                    handle=handle,
+                    sender=self.publisher,
+                    settings=self.settings,
+                )
+
+        if len(by_partition) == 1:
+            await in_order(next(iter(by_partition.values())))
+            return
+        async with asyncio.TaskGroup() as group:
+            for partition_records in by_partition.values():
+                # Each task gets a copy of the context, so log bindings do not leak across partitions.
+                group.create_task(in_order(partition_records))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
 
-from consumers.common.runtime import ConsumerRuntime, single_record
+from consumers.common.runtime import ConsumerRuntime
 from consumers.ledger.bootstrap import build_ledger_ports
 from consumers.ledger.handlers import LedgerPorts, settle_deposit, settle_withdrawal
 from infra.dynamo.client import DynamoDBClient
@@ -35,9 +37,11 @@ async def _settle(envelope: Envelope[Any]) -> object:
     return await settle_withdrawal(envelope, runtime.ports)
 
 
-@broker.subscriber(DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS, **runtime.subscriber_options())
-async def on_cash_command(msg: KafkaMessage) -> None:
+def _accepted(record: ConsumerRecord[bytes, bytes]) -> dict[str, type[BaseModel]]:
     # Each topic carries one command type: a Withdraw on commands.deposit is dead-lettered.
-    is_deposit = single_record(msg).topic == DEPOSIT_COMMANDS
-    accepted = {Deposit.TYPE: Deposit} if is_deposit else {Withdraw.TYPE: Withdraw}
-    await runtime.process(msg, accepted, _settle)
+    return {Deposit.TYPE: Deposit} if record.topic == DEPOSIT_COMMANDS else {Withdraw.TYPE: Withdraw}
+
+
+@broker.subscriber(DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS, **runtime.subscriber_options())
+async def on_cash_commands(msg: KafkaMessage) -> None:
+    await runtime.process(msg, _accepted, _settle)

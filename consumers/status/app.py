@@ -43,7 +43,7 @@ async def on_outcome_event(msg: KafkaMessage) -> None:
     await runtime.process(msg, OUTCOME_EVENT_TYPES, _record_outcome)
 
 
-@broker.subscriber(*COMMAND_TOPICS, **runtime.subscriber_options("status-commands"))
+@broker.subscriber(*COMMAND_TOPICS, **runtime.subscriber_options("status-commands", batch=False))
 async def on_command(msg: KafkaMessage) -> None:
     record = single_record(msg)
     try:
