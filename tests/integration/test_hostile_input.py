@@ -95,7 +95,10 @@ async def test_hostile_paths_queries_and_headers_never_5xx(user: ApiUser) -> Non
             response = await user.client.get("/v1/balance", headers={"Authorization": header})
         except httpx.LocalProtocolError:
             continue
-        assert response.status_code == 401
+        # A control character in a header is not valid HTTP: the server's parser answers 400 before the
+        # app sees it. Anything that reaches the app is a plain authentication failure.
+        allowed = {400, 401} if any(ord(c) < 0x20 or ord(c) == 0x7F for c in header) else {401}
+        assert response.status_code in allowed, (header[:20], response.status_code)
 
 
 @pytest.fixture(scope="module")
