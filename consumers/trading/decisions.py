@@ -59,6 +59,8 @@ class OrderDecision:
     reason: OrderRejectionReason | None
     price: Decimal | None
     leg: CashLeg | None
+    # The balance version the decision saw: it places the outcome in the account's history.
+    observed_balance_version: int
     # The versions the decision was made against: the writes are conditional on them.
     balance_version: int | None
     new_available: Decimal | None
@@ -96,7 +98,9 @@ def _event(command: Envelope[PlaceOrder], payload: Event, now: datetime) -> Enve
     )
 
 
-def _reject(command: Envelope[PlaceOrder], reason: OrderRejectionReason, now: datetime) -> OrderDecision:
+def _reject(
+    command: Envelope[PlaceOrder], state: OrderState, reason: OrderRejectionReason, now: datetime
+) -> OrderDecision:
     order = command.payload
     payload = OrderRejected(
         command_id=command.id,
@@ -120,6 +124,7 @@ def _reject(command: Envelope[PlaceOrder], reason: OrderRejectionReason, now: da
         reason=reason,
         price=None,
         leg=None,
+        observed_balance_version=state.balance_version,
         balance_version=None,
         new_available=None,
         holding_version=None,
@@ -134,20 +139,20 @@ def decide_order(
     """Fill the whole market order at the latest price, or reject it with a stable reason."""
     order = command.payload
     if not state.asset_known:
-        return _reject(command, "unknown_asset", now)
+        return _reject(command, state, "unknown_asset", now)
     if not state.account_exists:
-        return _reject(command, "unknown_account", now)
+        return _reject(command, state, "unknown_account", now)
     if state.price is None:
-        return _reject(command, "no_price", now)
+        return _reject(command, state, "no_price", now)
     leg = cash_leg(order.side, order.quantity, state.price, rules.fee_rate)
     if order.side == "buy":
         if state.available < leg.cash:
-            return _reject(command, "insufficient_funds", now)
+            return _reject(command, state, "insufficient_funds", now)
         new_available = to_cents(state.available - leg.cash)
         new_holding = state.holding + order.quantity
     else:
         if state.holding < order.quantity:
-            return _reject(command, "insufficient_holdings", now)
+            return _reject(command, state, "insufficient_holdings", now)
         new_available = to_cents(state.available + leg.cash)
         new_holding = state.holding - order.quantity
     payload = OrderFilled(
@@ -174,6 +179,7 @@ def decide_order(
         reason=None,
         price=state.price,
         leg=leg,
+        observed_balance_version=state.balance_version,
         balance_version=state.balance_version,
         new_available=new_available,
         holding_version=state.holding_version,

@@ -40,7 +40,15 @@ def outcome_record(
     }
 
 
-def event_put(table: str, pk: str, event: Envelope[Any]) -> dict[str, Any]:
+def history_version(observed_balance_version: int, settled: bool) -> int:
+    """Where an outcome sits in its account's history: the balance version it produced, or for a
+    rejection the version it was decided against. Event times are taken when a decision is made, and two
+    consumers (ledger, trading) decide concurrently, so times alone can misorder the history; sorting by
+    (history_version, settlements before rejections) gives the order the writes actually took effect."""
+    return observed_balance_version + 1 if settled else observed_balance_version
+
+
+def event_put(table: str, pk: str, event: Envelope[Any], balance_version: int) -> dict[str, Any]:
     return {
         "Put": {
             "TableName": table,
@@ -54,6 +62,7 @@ def event_put(table: str, pk: str, event: Envelope[Any]) -> dict[str, Any]:
                     "occurred_at": event.occurred_at.isoformat(),
                     "causation_id": str(event.causation_id) if event.causation_id else None,
                     "payload": event.payload.model_dump(mode="json"),
+                    "balance_version": balance_version,
                 }
             ),
             "ConditionExpression": "attribute_not_exists(PK)",

@@ -14,7 +14,7 @@ from consumers.common.ports import StoredOutcome
 from consumers.ledger.decisions import HANDLER, CashAccountState, CashDecision, CashKind
 from consumers.ledger.ports import CommitResult, LoadedCashState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr
-from infra.dynamo.events import event_put, outcome_record
+from infra.dynamo.events import event_put, history_version, outcome_record
 from infra.dynamo.keys import account_pk, balance_sk, command_sk, daily_total_sk
 from infra.dynamo.transactions import cancellation_codes
 
@@ -69,7 +69,8 @@ class DynamoLedgerStore:
         ]
         if decision.settled:
             items.append(self._daily_counter_update(decision))
-        items.extend(event_put(self._table, pk, e) for e in decision.events)
+        position = history_version(decision.expected_version or 0, decision.settled)
+        items.extend(event_put(self._table, pk, e, position) for e in decision.events)
         try:
             await self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:

@@ -18,7 +18,7 @@ from consumers.common.ports import StoredOutcome
 from consumers.trading.decisions import HANDLER, OrderDecision, OrderState
 from consumers.trading.ports import CommitResult, LoadedOrderState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
-from infra.dynamo.events import event_put, outcome_record
+from infra.dynamo.events import event_put, history_version, outcome_record
 from infra.dynamo.keys import account_pk, balance_sk, command_sk
 from infra.dynamo.trading_keys import (
     ASSET_META_SK,
@@ -115,7 +115,12 @@ class DynamoTradingStore:
         items += [
             self._put_new(pk, order_sk(decision.order_id), record),
             self._put_new(pk, order_log_sk(decision.placed_at, decision.order_id), record),
-            *(event_put(self._table, pk, e) for e in decision.events),
+            *(
+                event_put(
+                    self._table, pk, e, history_version(decision.observed_balance_version, decision.settled)
+                )
+                for e in decision.events
+            ),
         ]
         try:
             await self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]

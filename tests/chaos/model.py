@@ -1,9 +1,10 @@
 """The ledger's rules replayed in pure Python, in the order the ledger actually applied them.
 
 Commands for one account may be sent concurrently, so the order they reach the ledger is not the
-order they were sent in. The stored events carry the order: each successful write bumps the balance
-version, and a decision is made (and timestamped) only after the previous write committed, so sorting
-an account's events by time gives the ledger's own order. Walking that chain, every settlement must
+order they were sent in, and the ledger and trading decide concurrently, so event times (taken at
+decision) can misorder them too. The stored events carry the real order: every settlement bumps the
+balance version and records the version it produced, every rejection records the version it was decided
+against, so sorting by (version, settlements first) gives the order the writes took effect. Walking that chain, every settlement must
 move the balance by its amount to its `balance_after`, and every rejection must be justified by the
 balance and the day's totals at that point.
 """
@@ -36,6 +37,13 @@ class StoredEvent:
     event_id: str
     type: str
     payload: dict[str, Any]
+    # The balance version the outcome produced (settlements) or was decided against (rejections).
+    balance_version: int = 0
+
+    @property
+    def history_position(self) -> tuple[int, int, str]:
+        rejected = self.type.endswith("Rejected")
+        return (self.balance_version, 1 if rejected else 0, self.sk)
 
 
 @dataclass
@@ -77,7 +85,7 @@ def check_account(
 
     balance = Decimal(0)
     totals: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
-    for event in sorted(events, key=lambda e: e.sk):
+    for event in sorted(events, key=lambda e: e.history_position):
         p = event.payload
         command_id = str(p.get("command_id"))
         day = days.get(command_id)

@@ -402,7 +402,11 @@ async def _verify(settings: Settings, sent: list[Sent], figures: Figures) -> Non
             account = str(item["PK"]).removeprefix("ACCOUNT#")
             events[account].append(
                 StoredEvent(
-                    str(item["SK"]), str(item["event_id"]), str(item["type"]), item.get("payload") or {}
+                    str(item["SK"]),
+                    str(item["event_id"]),
+                    str(item["type"]),
+                    item.get("payload") or {},
+                    int(item.get("balance_version", 0)),
                 )
             )
         async for item in _scan(client, settings.dynamodb_table, "BALANCE#"):

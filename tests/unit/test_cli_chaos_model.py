@@ -28,3 +28,40 @@ def test_a_consistent_chain_passes_and_a_wrong_one_fails() -> None:
     sent[1] = Sent("c2", "a", "withdrawal", Decimal("50"))
     assert check_account("a", sent, unjustified, days, Decimal("100")).problems
     assert check_account("a", sent, [events[0]], days, Decimal("100")).problems, "a lost outcome"
+
+
+def test_history_follows_balance_versions_not_decision_times() -> None:
+    """A sell decided first but written after a withdrawal's rejection (the race seen in `make chaos`)."""
+    sent = [
+        Sent("c1", "a", "deposit", Decimal("100")),
+        Sent("c2", "a", "order", None),
+        Sent("c3", "a", "withdrawal", Decimal("150")),
+    ]
+    deposit = StoredEvent(
+        "EVENT#2026-01-01T00:00:01",
+        "e1",
+        "DepositSettled",
+        {"command_id": "c1", "amount": "100", "balance_after": "100"},
+        1,
+    )
+    # Decided at :02 against version 1, written as version 2 after the rejection below took effect.
+    sell = StoredEvent(
+        "EVENT#2026-01-01T00:00:02",
+        "e2",
+        "OrderFilled",
+        {"command_id": "c2", "side": "sell", "cash_amount": "80", "balance_after": "180"},
+        2,
+    )
+    # Decided at :03 against version 1 (balance 100): rightly rejected, though its time is later.
+    rejected = StoredEvent(
+        "EVENT#2026-01-01T00:00:03",
+        "e3",
+        "WithdrawalRejected",
+        {"command_id": "c3", "amount": "150", "reason": "insufficient_funds"},
+        1,
+    )
+    days = {"c1": DAY, "c3": DAY}
+    assert check_account("a", sent, [deposit, sell, rejected], days, Decimal("180")).problems == []
+    # Had the rejection been decided against version 2 (balance 180), it would have been wrong.
+    late = StoredEvent(rejected.sk, "e3", rejected.type, rejected.payload, 2)
+    assert check_account("a", sent, [deposit, sell, late], days, Decimal("180")).problems
