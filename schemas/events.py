@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Literal
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.envelope import Envelope, derive_event_id
 from schemas.money import AssetQuantity, CashAmount, DecimalString
 
 CashRejectionReason = Literal["insufficient_funds", "daily_limit_exceeded", "unknown_account"]
@@ -67,6 +69,21 @@ class WithdrawalRejected(Event):
 def command_result(event: Event) -> dict[str, object]:
     """What a settled command's status shows in `result`: the event's facts, minus bookkeeping."""
     return event.model_dump(mode="json", exclude={"command_id", "reason"})
+
+
+def event_caused_by(cause: Envelope[Any], payload: Event, handler: str, now: datetime) -> Envelope[Event]:
+    """The event a handler records for the message that caused it. Its id derives from the cause and the
+    handler, so a replay or redelivery republishes the same id."""
+    return Envelope[Event](
+        id=derive_event_id(cause.id, handler),
+        type=payload.TYPE,
+        version=payload.VERSION,
+        occurred_at=now,
+        account_id=cause.account_id,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.id,
+        payload=payload,
+    )
 
 
 BALANCE_EVENT_TYPES: dict[str, type[Event]] = {

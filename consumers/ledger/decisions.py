@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Literal
 
 from schemas.commands import Deposit, Withdraw
-from schemas.envelope import Envelope, derive_event_id
+from schemas.envelope import Envelope
 from schemas.events import (
     CashRejectionReason,
     DepositRejected,
@@ -17,6 +17,7 @@ from schemas.events import (
     Event,
     WithdrawalRejected,
     WithdrawalSettled,
+    event_caused_by,
 )
 from schemas.money import to_cents
 
@@ -68,19 +69,6 @@ def command_day(command: Envelope[Deposit] | Envelope[Withdraw]) -> date:
     return command.occurred_at.astimezone(UTC).date()
 
 
-def _event(command: Envelope[Deposit] | Envelope[Withdraw], payload: Event, now: datetime) -> Envelope[Event]:
-    return Envelope[Event](
-        id=derive_event_id(command.id, HANDLER),
-        type=payload.TYPE,
-        version=payload.VERSION,
-        occurred_at=now,
-        account_id=command.account_id,
-        correlation_id=command.correlation_id,
-        causation_id=command.id,
-        payload=payload,
-    )
-
-
 def _reject(
     command: Envelope[Deposit] | Envelope[Withdraw],
     kind: CashKind,
@@ -104,7 +92,7 @@ def _reject(
         new_available=None,
         daily_headroom=None,
         reason=reason,
-        events=(_event(command, payload, now),),
+        events=(event_caused_by(command, payload, HANDLER, now),),
     )
 
 
@@ -129,7 +117,7 @@ def decide_deposit(
         new_available=new_available,
         daily_headroom=headroom,
         reason=None,
-        events=(_event(command, payload, now),),
+        events=(event_caused_by(command, payload, HANDLER, now),),
     )
 
 
@@ -156,5 +144,5 @@ def decide_withdrawal(
         new_available=new_available,
         daily_headroom=headroom,
         reason=None,
-        events=(_event(command, payload, now),),
+        events=(event_caused_by(command, payload, HANDLER, now),),
     )

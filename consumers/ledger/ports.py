@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal, Protocol
+from typing import Protocol
 
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.ledger.decisions import CashAccountState, CashDecision, CashKind
 
 
@@ -16,9 +16,6 @@ class LoadedCashState:
     state: CashAccountState
     # Present when this command was already settled or rejected: the handler only republishes.
     outcome: StoredOutcome | None
-
-
-CommitResult = Literal["committed", "duplicate", "conflict"]
 
 
 class LedgerStore(Protocol):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.portfolio.positions import PositionDecision, PositionState
 
 
@@ -15,9 +15,6 @@ class LoadedPosition:
     state: PositionState
     # Present when this fill was applied before: the handler only republishes.
     outcome: StoredOutcome | None
-
-
-CommitResult = Literal["committed", "duplicate", "conflict"]
 
 
 class PortfolioStore(Protocol):

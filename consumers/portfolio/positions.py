@@ -16,8 +16,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Final, Literal
 
-from schemas.envelope import Envelope, derive_event_id
-from schemas.events import Event, OrderFilled, PositionChanged
+from schemas.envelope import Envelope
+from schemas.events import Event, OrderFilled, PositionChanged, event_caused_by
 
 HANDLER: Final = "portfolio"
 PLACES: Final = Decimal("0.00000001")
@@ -81,17 +81,8 @@ def decide_position(fill: Envelope[OrderFilled], state: PositionState, now: date
         average_cost=position.average_cost,
         realized_pnl=position.realized_pnl,
     )
-    envelope = Envelope[Event](
-        # Derived from the fill's id: a replay republishes the same PositionChanged id.
-        id=derive_event_id(fill.id, HANDLER),
-        type=changed.TYPE,
-        version=changed.VERSION,
-        occurred_at=now,
-        account_id=fill.account_id,
-        correlation_id=fill.correlation_id,
-        causation_id=fill.id,
-        payload=changed,
-    )
+    # Derived from the fill's id: a replay republishes the same PositionChanged id.
+    envelope = event_caused_by(fill, changed, HANDLER, now)
     return PositionDecision(
         account_id=fill.account_id,
         asset=event.asset,

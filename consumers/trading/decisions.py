@@ -9,8 +9,8 @@ from decimal import Decimal, localcontext
 from typing import Literal
 
 from schemas.commands import PlaceOrder
-from schemas.envelope import Envelope, derive_event_id
-from schemas.events import Event, OrderFilled, OrderRejected, OrderRejectionReason
+from schemas.envelope import Envelope
+from schemas.events import Event, OrderFilled, OrderRejected, OrderRejectionReason, event_caused_by
 from schemas.money import round_cost_up, round_proceeds_down, to_cents
 from schemas.trading import trade_value
 
@@ -85,19 +85,6 @@ def cash_leg(side: Side, quantity: Decimal, price: Decimal, fee_rate: Decimal) -
     return CashLeg(value=value, fee=fee, cash=max(Decimal("0.00"), round_proceeds_down(value) - fee))
 
 
-def _event(command: Envelope[PlaceOrder], payload: Event, now: datetime) -> Envelope[Event]:
-    return Envelope[Event](
-        id=derive_event_id(command.id, HANDLER),
-        type=payload.TYPE,
-        version=payload.VERSION,
-        occurred_at=now,
-        account_id=command.account_id,
-        correlation_id=command.correlation_id,
-        causation_id=command.id,
-        payload=payload,
-    )
-
-
 def _reject(
     command: Envelope[PlaceOrder], state: OrderState, reason: OrderRejectionReason, now: datetime
 ) -> OrderDecision:
@@ -129,7 +116,7 @@ def _reject(
         new_available=None,
         holding_version=None,
         new_holding=None,
-        events=(_event(command, payload, now),),
+        events=(event_caused_by(command, payload, HANDLER, now),),
     )
 
 
@@ -184,5 +171,5 @@ def decide_order(
         new_available=new_available,
         holding_version=state.holding_version,
         new_holding=new_holding,
-        events=(_event(command, payload, now),),
+        events=(event_caused_by(command, payload, HANDLER, now),),
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.trading.decisions import OrderDecision, OrderState
 
 
@@ -15,9 +15,6 @@ class LoadedOrderState:
     state: OrderState
     # Present when this order was already filled or rejected: the handler only republishes.
     outcome: StoredOutcome | None
-
-
-CommitResult = Literal["committed", "duplicate", "conflict"]
 
 
 class TradingStore(Protocol):

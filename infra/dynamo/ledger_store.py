@@ -8,15 +8,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.ledger.decisions import HANDLER, CashAccountState, CashDecision, CashKind
-from consumers.ledger.ports import CommitResult, LoadedCashState
+from consumers.ledger.ports import LoadedCashState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr
 from infra.dynamo.events import event_put, history_version, outcome_record
 from infra.dynamo.keys import account_pk, balance_sk, command_sk, daily_total_sk
-from infra.dynamo.transactions import cancellation_codes
+from infra.dynamo.transactions import commit_guarded
 
 # Counters outlive their day by a margin so that operators can still read yesterday's totals.
 DAILY_COUNTER_TTL = timedelta(days=3)
@@ -71,16 +69,7 @@ class DynamoLedgerStore:
             items.append(self._daily_counter_update(decision))
         position = history_version(decision.expected_version or 0, decision.settled)
         items.extend(event_put(self._table, pk, e, position) for e in decision.events)
-        try:
-            await self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if codes is None:
-                raise
-            if codes[0] == "ConditionalCheckFailed":
-                return "duplicate"
-            return "conflict"
-        return "committed"
+        return await commit_guarded(self._client, items)
 
     def _balance_action(self, decision: CashDecision) -> dict[str, Any]:
         key = self._key(decision.account_id, balance_sk())

@@ -6,16 +6,14 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from consumers.common.ports import StoredOutcome
-from consumers.portfolio.ports import CommitResult, LoadedPosition
+from consumers.common.ports import CommitResult, StoredOutcome
+from consumers.portfolio.ports import LoadedPosition
 from consumers.portfolio.positions import HANDLER, Position, PositionDecision, PositionState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
 from infra.dynamo.events import outcome_record
 from infra.dynamo.keys import account_pk, command_sk
 from infra.dynamo.trading_keys import POSITION_PREFIX, position_sk
-from infra.dynamo.transactions import cancellation_codes
+from infra.dynamo.transactions import commit_guarded
 
 _DEDUPE_PREFIX = f"COMMAND#{HANDLER}#"
 
@@ -89,16 +87,7 @@ class DynamoPortfolioStore:
             ),
             {"Put": put},
         ]
-        try:
-            await self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if codes is None:
-                raise
-            if codes[0] == "ConditionalCheckFailed":
-                return "duplicate"
-            return "conflict"
-        return "committed"
+        return await commit_guarded(self._client, items)
 
     async def positions(self, account_id: str) -> list[dict[str, Any]]:
         return await self._query_prefix(account_id, POSITION_PREFIX)

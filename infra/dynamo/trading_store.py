@@ -12,11 +12,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.trading.decisions import HANDLER, OrderDecision, OrderState
-from consumers.trading.ports import CommitResult, LoadedOrderState
+from consumers.trading.ports import LoadedOrderState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
 from infra.dynamo.events import event_put, history_version, outcome_record
 from infra.dynamo.keys import account_pk, balance_sk, command_sk
@@ -28,7 +26,7 @@ from infra.dynamo.trading_keys import (
     order_log_sk,
     order_sk,
 )
-from infra.dynamo.transactions import cancellation_codes
+from infra.dynamo.transactions import commit_guarded
 from schemas.money import decimal_to_str
 from schemas.trading import is_symbol
 
@@ -122,16 +120,7 @@ class DynamoTradingStore:
                 for e in decision.events
             ),
         ]
-        try:
-            await self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if codes is None:
-                raise
-            if codes[0] == "ConditionalCheckFailed":
-                return "duplicate"
-            return "conflict"
-        return "committed"
+        return await commit_guarded(self._client, items)
 
     def _put_new(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -9,9 +9,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from consumers.common.ports import StoredOutcome
+from consumers.common.ports import CommitResult, StoredOutcome
 from consumers.ledger.decisions import CashAccountState, CashDecision, CashKind
-from consumers.ledger.ports import CommitResult, LoadedCashState
+from consumers.ledger.ports import LoadedCashState
 from schemas.envelope import Envelope
 
 

@@ -14,12 +14,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.common.ports import StoredOutcome
-from consumers.portfolio.ports import CommitResult as PositionCommit
+from consumers.common.ports import CommitResult, StoredOutcome
+from consumers.common.ports import CommitResult as PositionCommit
 from consumers.portfolio.ports import LoadedPosition
 from consumers.portfolio.positions import Position, PositionDecision, PositionState
 from consumers.trading.decisions import OrderDecision, OrderState
-from consumers.trading.ports import CommitResult, LoadedOrderState
+from consumers.trading.ports import LoadedOrderState
 from producers.prices.feed import tick_envelope
 from schemas.envelope import Envelope
 from schemas.topics import PRICES
