@@ -17,12 +17,15 @@ from api.idempotency import IdempotencyStore
 from api.middleware import RequestGuard, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.resources import Resources
+from api.revocation import TokenDenylist
 from api.routes import admin, assets, auth, balance, cash, commands, health, orders, portfolio
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory, DynamoAssets
 from infra.dynamo.client import dynamodb_client
+from infra.dynamo.idempotency_records import DynamoIdempotencyRecords
 from infra.dynamo.orders import DynamoOrders
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
+from infra.dynamo.revocations import DynamoRevocations
 from infra.dynamo.status_store import DynamoStatusStore
 from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
@@ -59,7 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 accounts=DynamoAccounts(client, settings.dynamodb_table),
                 statuses=DynamoStatusStore(client, settings.dynamodb_table),
                 commands=CommandPublisher(KafkaPublisher(producer)),
-                idempotency=IdempotencyStore(redis, settings.idempotency_ttl_seconds),
+                idempotency=IdempotencyStore(
+                    redis,
+                    DynamoIdempotencyRecords(client, settings.dynamodb_table),
+                    receipt_ttl_s=settings.idempotency_ttl_seconds,
+                    claim_ttl_s=settings.idempotency_claim_ttl_s,
+                ),
+                denylist=TokenDenylist(
+                    redis, DynamoRevocations(client, settings.dynamodb_table), settings.jwt_ttl_seconds
+                ),
                 assets=AssetDirectory(
                     DynamoAssets(client, settings.dynamodb_table), settings.asset_cache_ttl_s
                 ),

@@ -38,7 +38,7 @@ async def current_user(
         claims = read_token(credentials.credentials, resources.settings.jwt_secret.get_secret_value())
     except jwt.InvalidTokenError as exc:
         raise _unauthorized("the token is invalid or expired") from exc
-    if await resources.redis.exists(f"denylist:{claims.jti}"):
+    if await resources.denylist.is_revoked(claims.jti):
         raise _unauthorized("the token was revoked")
     structlog.contextvars.bind_contextvars(account_id=claims.user_id)
     return claims

@@ -1,26 +1,33 @@
-"""`Idempotency-Key`: the same key and body return the same receipt and publish nothing new."""
+"""`Idempotency-Key`: a retried POST yields the same command, which takes effect at most once.
+
+The command id is derived from the account and the key, so whatever is lost (Redis, the API process,
+the answer on the wire), a retry publishes the very same command and the consumers' dedupe records make
+it a no-op. Three stores, each for one job:
+- a short Redis *claim* keeps two concurrent requests with the same key from racing (409 meanwhile); it
+  expires in seconds, so a request that crashed holding it blocks nobody for long;
+- the *receipt* cached in Redis answers ordinary retries without publishing again;
+- the *durable record* in DynamoDB pins the key to its first body, so a different body is refused even
+  after Redis lost everything, and a retry after a crash republishes with the original acceptance time.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
 from api.problems import ProblemError, field_error
+from infra.dynamo.idempotency_records import DynamoIdempotencyRecords, IdempotencyRecord
 
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,128}$")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A key this request now holds: complete it with the receipt, or release it if publishing failed."""
-
-    redis_key: str
-    fingerprint: str
+# Fixed forever: changing it would give every key a new command id, i.e. let retries take effect twice.
+COMMAND_ID_NAMESPACE = uuid.UUID("0f9a3c52-4d8e-4b61-9c07-6a1de2b85f43")
 
 
 def validate_key(key: str) -> str:
@@ -34,25 +41,48 @@ def fingerprint(kind: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def command_id_for(account_id: str, key: str) -> uuid.UUID:
+    """The one command id a key can ever stand for (account ids hold no newline)."""
+    return uuid.uuid5(COMMAND_ID_NAMESPACE, f"{account_id}\n{key}")
+
+
+def _different_body() -> ProblemError:
+    return field_error("header.Idempotency-Key", "this key was already used with a different request body")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key this request now holds: settle it with the receipt, or release it if it could not publish."""
+
+    redis_key: str
+    account_id: str
+    key_digest: str
+    fingerprint: str
+    command_id: uuid.UUID
+
+
 class IdempotencyStore:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, records: DynamoIdempotencyRecords, *, receipt_ttl_s: int, claim_ttl_s: int
+    ) -> None:
         self._redis = redis
-        self._ttl = ttl_seconds
+        self._records = records
+        self._receipt_ttl = receipt_ttl_s
+        self._claim_ttl = claim_ttl_s
 
     async def claim(self, account_id: str, key: str, print_: str) -> Claim | dict[str, Any]:
-        """Either a fresh claim, or the receipt stored for the same key and body."""
-        redis_key = f"idem:{account_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+        """Either a fresh claim, or the receipt cached for the same key and body."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        redis_key = f"idem:{account_id}:{digest}"
         pending = json.dumps({"fingerprint": print_, "receipt": None})
-        if await self._redis.set(redis_key, pending, nx=True, ex=self._ttl):
-            return Claim(redis_key, print_)
+        if await self._redis.set(redis_key, pending, nx=True, ex=self._claim_ttl):
+            return Claim(redis_key, account_id, digest, print_, command_id_for(account_id, key))
         stored_raw = await self._redis.get(redis_key)
         if stored_raw is None:  # expired between the two calls: claim again
             return await self.claim(account_id, key, print_)
         stored = json.loads(stored_raw)
         if stored["fingerprint"] != print_:
-            raise field_error(
-                "header.Idempotency-Key", "this key was already used with a different request body"
-            )
+            raise _different_body()
         if stored["receipt"] is None:
             raise ProblemError(
                 409,
@@ -63,9 +93,17 @@ class IdempotencyStore:
         receipt: dict[str, Any] = stored["receipt"]
         return receipt
 
+    async def pin(self, claim: Claim, kind: str, now: datetime) -> IdempotencyRecord:
+        """Records the key durably; for a key seen before, its first record (422 if the body differs)."""
+        wanted = IdempotencyRecord(claim.command_id, kind, claim.fingerprint, now)
+        record = await self._records.remember(claim.account_id, claim.key_digest, wanted)
+        if record.fingerprint != claim.fingerprint or record.command_id != claim.command_id:
+            raise _different_body()
+        return record
+
     async def complete(self, claim: Claim, receipt: dict[str, Any]) -> None:
         value = json.dumps({"fingerprint": claim.fingerprint, "receipt": receipt})
-        await self._redis.set(claim.redis_key, value, ex=self._ttl)
+        await self._redis.set(claim.redis_key, value, ex=self._receipt_ttl)
 
     async def release(self, claim: Claim) -> None:
         await self._redis.delete(claim.redis_key)

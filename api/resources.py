@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from api.idempotency import IdempotencyStore
+from api.revocation import TokenDenylist
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory
 from infra.dynamo.client import DynamoDBClient
@@ -26,6 +27,7 @@ class Resources:
     statuses: DynamoStatusStore
     commands: CommandPublisher
     idempotency: IdempotencyStore
+    denylist: TokenDenylist
     # Trading's read paths.
     assets: AssetDirectory
     orders: DynamoOrders

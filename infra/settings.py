@@ -48,7 +48,12 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(default=3600, ge=60)
     # bcrypt's work factor: 12 in production; the tests lower it to keep registration fast.
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # How long Redis caches a key's receipt (the durable record in DynamoDB never expires).
     idempotency_ttl_seconds: int = Field(default=86_400, ge=86_400)
+    # How long a request holds its key while publishing: a crashed request's key is free again after it.
+    idempotency_claim_ttl_s: int = Field(default=10, ge=2, le=300)
+    # The longest the intake waits for the broker's acknowledgement before answering 503.
+    intake_publish_timeout_s: float = Field(default=3.0, gt=0, le=60)
     command_status_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
 
     # Hostile-input limits: request size, rate limits (fixed windows in Redis), browser origins.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Protocol
 
 from schemas.commands import Command, Deposit, PlaceOrder, Withdraw
@@ -20,13 +21,19 @@ class KeyedSender(Protocol):
     async def send(self, topic: str, key: str, value: bytes) -> None: ...
 
 
-def envelope_for(command: Command, account_id: str, command_id: uuid.UUID | None = None) -> Envelope[Command]:
+def envelope_for(
+    command: Command,
+    account_id: str,
+    command_id: uuid.UUID | None = None,
+    accepted_at: datetime | None = None,
+) -> Envelope[Command]:
+    """A new command, or (with its id and acceptance time) the very same one again, for a retry."""
     command_id = command_id or uuid.uuid4()
     return Envelope[Command](
         id=command_id,
         type=command.TYPE,
         version=command.VERSION,
-        occurred_at=utc_now(),
+        occurred_at=accepted_at or utc_now(),
         account_id=account_id,
         correlation_id=command_id,
         causation_id=None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CurrentUser, ResourcesDep
@@ -72,8 +70,7 @@ async def login(
 @router.post("/logout", status_code=204)
 async def logout(user: CurrentUser, request: Request, resources: ResourcesDep) -> Response:
     """Revoke the presented token until it expires."""
-    remaining = max(1, user.expires_at - int(time.time()))
-    await resources.redis.set(f"denylist:{user.jti}", b"1", ex=remaining)
+    await resources.denylist.revoke(user.jti, user.expires_at)
     audit("auth.logout", account_id=user.user_id, client_ip=client_ip(request), result="ok")
     return Response(status_code=204)
 

@@ -55,3 +55,13 @@ def dead_letter_pk(dead_letter_topic: str) -> str:
 def redrive_sk(partition: int, offset: int) -> str:
     # Zero-padded so that a Query lists redrives in partition and offset order.
     return f"REDRIVE#{partition:05d}#{offset:020d}"
+
+
+def idempotency_sk(key_digest: str) -> str:
+    # The client's key is hashed: it may hold any printable character, and is the client's secret.
+    return f"IDEMPOTENCY#{key_digest}"
+
+
+def revoked_tokens_pk(expiry_day: date) -> str:
+    # Partitioned by the day the token expires, so the tokens still worth refusing are a few Queries.
+    return f"REVOKED#{expiry_day.isoformat()}"
