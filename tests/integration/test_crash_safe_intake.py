@@ -55,6 +55,7 @@ async def test_redis_losing_its_data_does_not_double_a_keyed_deposit(isolated: I
         await user.wait_for(first.json()["command_id"])
 
         # Killed and started again: this Redis keeps nothing, the worst case for the intake.
+        isolated.kill_server("redis")
         isolated.services.restart("redis")
         await _wait_ready(client)
 
@@ -81,6 +82,7 @@ async def test_a_logged_out_token_stays_refused_after_redis_loses_its_data(isola
         assert (await user.post("/v1/auth/logout", {})).status_code == 204
         assert (await user.get("/v1/balance")).status_code == 401
 
+        isolated.kill_server("redis")
         isolated.services.restart("redis")
         await _wait_ready(client)
 
@@ -153,7 +155,9 @@ async def test_posts_get_503_promptly_while_the_broker_is_down(isolated: Isolate
             timings = []
             for i in range(3):
                 started = time.monotonic()
-                response = await user.post("/v1/deposits", {"amount": "1.00"}, **{"Idempotency-Key": f"down-{i}"})
+                response = await user.post(
+                    "/v1/deposits", {"amount": "1.00"}, **{"Idempotency-Key": f"down-{i}"}
+                )
                 timings.append(time.monotonic() - started)
                 assert response.status_code == 503, response.text
                 assert response.headers["retry-after"]

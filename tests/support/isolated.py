@@ -48,7 +48,7 @@ class IsolatedSystem:
 
     def kill_server(self, name: str) -> None:
         """SIGKILL one of the servers (tansu, dynamodb, redis); `services.restart(name)` brings it back."""
-        popen = self.services._servers[name].popen  # noqa: SLF001
+        popen = self.services._servers[name].popen
         assert popen is not None
         popen.kill()
         popen.wait(10)
