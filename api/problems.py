@@ -8,7 +8,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from infra.retry import is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -104,5 +108,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc) or isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            # A server restarting is not a bug: tell the client to come back, not that we broke.
+            log.warning("api.dependency_unavailable", error=type(exc).__name__)
+            return problem_response(
+                ProblemError(
+                    503,
+                    "Service unavailable",
+                    "a server this request needs is unavailable; retry later",
+                    headers={"Retry-After": "2"},
+                )
+            )
         log.exception("api.unhandled_error", error=type(exc).__name__)
         return problem_response(ProblemError(500, "Internal error", "the error was logged"))
