@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     consumer_graceful_timeout_s: float = Field(default=20.0, gt=0)
     retry_initial_backoff_s: float = Field(default=0.1, gt=0)
     retry_max_backoff_s: float = Field(default=5.0, gt=0)
+    # A handler failure that is neither malformed input nor transient (a bug) is tried this many times in
+    # all, with the backoff above, then dead-lettered (`handler_error`) and its account quarantined.
+    handler_max_attempts: int = Field(default=5, ge=1, le=100)
+    # How stale a consumer's in-memory list of quarantined accounts may get before it reads it again.
+    quarantine_refresh_s: float = Field(default=1.0, gt=0, le=60)
+    # TEST ONLY: the consumers' handlers raise for this account's messages, to exercise the quarantine
+    # against real processes. Off by default; refused in production.
+    fault_inject_account: str | None = None
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -112,6 +120,12 @@ class Settings(BaseSettings):
                 "LEDGERFLOW_JWT_SECRET must be a secret of your own (at least 32 characters) "
                 "outside local development and tests"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_fault_injection_in_production(self) -> Settings:
+        if self.environment == "production" and self.fault_inject_account:
+            raise ValueError("LEDGERFLOW_FAULT_INJECT_ACCOUNT is for tests only")
         return self
 
 

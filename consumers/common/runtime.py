@@ -2,7 +2,9 @@
 
 Per message: parse (malformed -> dead letter, committed), then run the idempotent handler, retrying
 transient faults for as long as they last. Only after the handler returns does FastStream commit.
-An unexpected exception is not committed: the message is sought back and redelivered.
+A handler that keeps failing otherwise (a bug) is given up after `handler_max_attempts`: the message is
+dead-lettered and, where an account's order matters, the account quarantined (consumers.common.quarantine).
+Anything else unexpected is not committed: the message is sought back and redelivered.
 """
 
 from __future__ import annotations
@@ -13,15 +15,27 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pydantic import BaseModel
 
+from consumers.common.attempts import HandlerGaveUp, attempt_bounded
 from consumers.common.dead_letters import RawSender, dead_letter
 from consumers.common.inbound import MalformedMessage, parse_envelope
+from consumers.common.quarantine import (
+    ACCOUNT_QUARANTINED,
+    HANDLE,
+    HANDLER_ERROR,
+    QUARANTINE_HEADER,
+    AccountGate,
+    Admission,
+    QuarantineHead,
+    position,
+)
 from infra.dynamo.client import DynamoDBClient, dynamodb_client
+from infra.dynamo.quarantine import DynamoQuarantineStore
 from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
 from infra.retry import retry_transient
@@ -32,6 +46,24 @@ from schemas.envelope import Envelope
 log = structlog.get_logger(__name__)
 UNEXPECTED_ERROR_PAUSE_S = 1.0
 PortsT = TypeVar("PortsT")
+T = TypeVar("T")
+
+
+class InjectedFault(Exception):
+    """Raised for `LEDGERFLOW_FAULT_INJECT_ACCOUNT`'s messages (tests only): a stand-in for a handler bug."""
+
+
+class _NewPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions new to this process may carry accounts another process quarantined a moment ago."""
+
+    def __init__(self, on_assigned: Callable[[], None]) -> None:
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_assigned()
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
@@ -73,6 +105,7 @@ async def process_record(
     handle: Callable[[Envelope[Any]], Awaitable[object]],
     sender: RawSender,
     settings: Settings,
+    gate: AccountGate | None = None,
 ) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
@@ -83,11 +116,7 @@ async def process_record(
     except MalformedMessage as exc:
         error = exc
         log.warning("message.dead_lettered", error=error.code, reason=error.reason)
-        await retry_transient(
-            lambda: dead_letter(sender, record, error, group),
-            initial_backoff_s=settings.retry_initial_backoff_s,
-            max_backoff_s=settings.retry_max_backoff_s,
-        )
+        await _io(settings, lambda: dead_letter(sender, record, group, code=error.code, reason=error.reason))
         return
     structlog.contextvars.bind_contextvars(
         # A command's own id, or for an event the command that caused it.
@@ -99,10 +128,8 @@ async def process_record(
     with tracer().start_as_current_span(f"{group} {envelope.type}", context=context) as span:
         structlog.contextvars.bind_contextvars(trace_id=format(span.get_span_context().trace_id, "032x"))
         try:
-            await retry_transient(
-                lambda: handle(envelope),
-                initial_backoff_s=settings.retry_initial_backoff_s,
-                max_backoff_s=settings.retry_max_backoff_s,
+            await _settle(
+                record, envelope, group=group, handle=handle, sender=sender, settings=settings, gate=gate
             )
         except Exception:
             # Not malformed, not transient: a bug or an unforeseen fault. The message is not committed;
@@ -110,6 +137,100 @@ async def process_record(
             log.exception("message.failed")
             await asyncio.sleep(UNEXPECTED_ERROR_PAUSE_S)
             raise
+
+
+async def _settle(
+    record: Any,
+    envelope: Envelope[Any],
+    *,
+    group: str,
+    handle: Callable[[Envelope[Any]], Awaitable[object]],
+    sender: RawSender,
+    settings: Settings,
+    gate: AccountGate | None,
+) -> None:
+    """Parks the message, or handles it; gives up on it (dead letter, quarantine) after bounded attempts."""
+    account_id = envelope.account_id
+    admission = HANDLE if gate is None else await _io(settings, lambda: gate.admit(record, account_id))
+    token = admission.park_token
+    if token is not None:
+        log.warning("message.parked", quarantine=token)
+        reason = (
+            f"account {account_id} is quarantined in group {group}; release: ledgerflow dlq redrive --account"
+        )
+        await _io(
+            settings,
+            lambda: dead_letter(
+                sender,
+                record,
+                group,
+                code=ACCOUNT_QUARANTINED,
+                reason=reason,
+                extra=[(QUARANTINE_HEADER, token.encode())],
+            ),
+        )
+        return
+    try:
+        await attempt_bounded(
+            lambda: _call(handle, envelope, settings),
+            max_attempts=settings.handler_max_attempts,
+            initial_backoff_s=settings.retry_initial_backoff_s,
+            max_backoff_s=settings.retry_max_backoff_s,
+        )
+    except HandlerGaveUp as gave_up:
+        await _give_up(
+            record, envelope, gave_up, admission, group=group, sender=sender, settings=settings, gate=gate
+        )
+        return
+    if gate is not None:
+        await _io(settings, lambda: gate.completed(record, account_id, admission))
+
+
+async def _give_up(
+    record: Any,
+    envelope: Envelope[Any],
+    gave_up: HandlerGaveUp,
+    admission: Admission,
+    *,
+    group: str,
+    sender: RawSender,
+    settings: Settings,
+    gate: AccountGate | None,
+) -> None:
+    # Quarantine first, then the letter: if the process dies in between, the redelivered message finds the
+    # quarantine and is parked, rather than dead-lettered a second time as a fresh failure.
+    extra = [
+        ("x-error-type", type(gave_up.cause).__name__.encode()),
+        ("x-error-attempts", str(gave_up.attempts).encode()),
+    ]
+    if gate is not None:
+        head = QuarantineHead(
+            envelope.account_id, position(record), str(envelope.causation_id or envelope.id), gave_up.summary
+        )
+        token = await _io(settings, lambda: gate.quarantine(record, head, admission))
+        extra.append((QUARANTINE_HEADER, token.encode()))
+    log.error("message.dead_lettered", error=HANDLER_ERROR, reason=gave_up.summary, attempts=gave_up.attempts)
+    await _io(
+        settings,
+        lambda: dead_letter(sender, record, group, code=HANDLER_ERROR, reason=gave_up.summary, extra=extra),
+    )
+
+
+async def _call(
+    handle: Callable[[Envelope[Any]], Awaitable[object]], envelope: Envelope[Any], settings: Settings
+) -> object:
+    if settings.fault_inject_account is not None and envelope.account_id == settings.fault_inject_account:
+        raise InjectedFault(f"injected for account {envelope.account_id} (LEDGERFLOW_FAULT_INJECT_ACCOUNT)")
+    return await handle(envelope)
+
+
+async def _io(settings: Settings, operation: Callable[[], Awaitable[T]]) -> T:
+    """The runtime's own writes (dead letters, quarantine) wait out transient faults like handlers do."""
+    return await retry_transient(
+        operation,
+        initial_backoff_s=settings.retry_initial_backoff_s,
+        max_backoff_s=settings.retry_max_backoff_s,
+    )
 
 
 BuildPorts = Callable[[Settings, DynamoDBClient, KafkaPublisher], Awaitable[PortsT]]
@@ -126,8 +247,11 @@ class ConsumerRuntime(Generic[PortsT]):
     each record to `runtime.process`; `faststream run consumers.<name>.app:app` runs it.
     """
 
-    def __init__(self, group: str, build_ports: BuildPorts[PortsT]) -> None:
+    def __init__(self, group: str, build_ports: BuildPorts[PortsT], *, quarantine: bool = True) -> None:
+        """`quarantine`: whether an account's messages must take effect in order (see the module doc);
+        without it a message given up on is only dead-lettered, and the account's others go on."""
         self.group = group
+        self._quarantine = quarantine
         self.settings = get_settings()
         configure_logging(self.settings, group)
         configure_tracing(group)
@@ -137,6 +261,7 @@ class ConsumerRuntime(Generic[PortsT]):
         # Set by the lifespan, before any subscriber starts.
         self.ports: PortsT
         self.publisher: KafkaPublisher
+        self.gate: AccountGate | None = None
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -145,6 +270,9 @@ class ConsumerRuntime(Generic[PortsT]):
             await producer.start()
             try:
                 self.publisher = KafkaPublisher(producer)
+                if self._quarantine:
+                    store = DynamoQuarantineStore(client, self.settings.dynamodb_table)
+                    self.gate = AccountGate(store, self.group, refresh_s=self.settings.quarantine_refresh_s)
                 self.ports = await self._build_ports(self.settings, client, self.publisher)
                 yield
             finally:
@@ -152,6 +280,8 @@ class ConsumerRuntime(Generic[PortsT]):
 
     def subscriber_options(self, group: str | None = None, *, batch: bool = True) -> dict[str, Any]:
         options = subscriber_options(self.settings, group or self.group)
+        # The gate exists only once the lifespan ran, and assignments come after that.
+        options["listener"] = _NewPartitions(lambda: self.gate.invalidate() if self.gate else None)
         if batch:
             options |= {
                 "batch": True,
@@ -187,6 +317,7 @@ class ConsumerRuntime(Generic[PortsT]):
                     handle=handle,
                     sender=self.publisher,
                     settings=self.settings,
+                    gate=self.gate,
                 )
 
         if len(by_partition) == 1:

@@ -27,7 +27,8 @@ async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPub
     return PricePorts(store=assets, known_assets=frozenset(str(a["symbol"]) for a in catalogue))
 
 
-runtime = ConsumerRuntime("prices", _ports)
+# Ticks are keyed by asset, not account, and the next tick supersedes a lost one: nothing to hold back.
+runtime = ConsumerRuntime("prices", _ports, quarantine=False)
 broker, app = runtime.broker, runtime.app
 
 

@@ -30,7 +30,8 @@ async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPub
     return DynamoStatusStore(client, settings.dynamodb_table)
 
 
-runtime = ConsumerRuntime("status", _ports)
+# Each status item stands alone (one per command): a failing one need not hold back its account's others.
+runtime = ConsumerRuntime("status", _ports, quarantine=False)
 broker, app = runtime.broker, runtime.app
 
 

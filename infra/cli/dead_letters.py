@@ -14,14 +14,25 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from consumers.common.quarantine import QUARANTINE_HEADER
 from infra.cli.errors import CliError
 from infra.dynamo.client import DynamoDBClient, from_item, to_attr, to_item
 from infra.dynamo.keys import dead_letter_pk, redrive_sk
 from schemas.envelope import utc_now
 
 DLQ_SUFFIX = ".dlq"
-# Headers that dead-lettering added; everything else is the original message's and travels back.
-_ADDED_PREFIXES = ("x-error", "x-original-", "x-dead-lettered-at", "x-consumer-group", "x-truncated")
+# Sent with every redrive, one more each time, so that a message going round in circles shows.
+REDRIVE_COUNT_HEADER = "x-redrive-count"
+# Headers that dead-lettering or a redrive added; everything else is the original message's and travels back.
+_ADDED_PREFIXES = (
+    "x-error",
+    "x-original-",
+    "x-dead-lettered-at",
+    "x-consumer-group",
+    "x-truncated",
+    "x-quarantine-",
+    REDRIVE_COUNT_HEADER,
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,37 @@ class DeadLetter:
     def truncated(self) -> bool:
         return self.header("x-truncated") == "true"
 
+    @property
+    def quarantine(self) -> str | None:
+        """The token of the quarantine this letter belongs to (its head, or a message parked behind it)."""
+        return self.header(QUARANTINE_HEADER)
+
+    @property
+    def redrive_count(self) -> int:
+        """How many times the message had been redriven before it landed here."""
+        count = self.header(REDRIVE_COUNT_HEADER) or "0"
+        return int(count) if count.isdigit() else 0
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        """Where the original message was read (a message dead-lettered twice has one position)."""
+        partition, offset = self.original_partition, self.original_offset
+        return (
+            self.original_topic,
+            int(partition) if partition.isdigit() else -1,
+            int(offset) if offset.isdigit() else -1,
+        )
+
     def redrive_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v) for k, v in self.headers if not k.startswith(_ADDED_PREFIXES)]
+
+    def resend_headers(self, *extra: tuple[str, bytes]) -> list[tuple[str, bytes]]:
+        """What a redrive sends: the original headers, the redrive count one up, and `extra`."""
+        return [
+            *self.redrive_headers(),
+            (REDRIVE_COUNT_HEADER, str(self.redrive_count + 1).encode()),
+            *extra,
+        ]
 
 
 def from_record(record: Any) -> DeadLetter:

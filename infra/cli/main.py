@@ -30,6 +30,7 @@ from infra.cli import broker, rebuild
 from infra.cli.dead_letters import DeadLetter, DeadLetterId, RedriveLog, dlq_topic_for, from_record
 from infra.cli.errors import CliError
 from infra.cli.reconcile import add_item, reconcile, scan_pages
+from infra.cli.release import ReleaseResult, quarantined_groups, release_account
 from infra.cli.replay import PartitionPlan, Target, execute, plan
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.client import dynamodb_client
@@ -267,7 +268,7 @@ def dlq_list(
     letters, redriven = _run(run())
     table = Table(title=f"dead letters ({len(letters)})")
     table.add_column("id", no_wrap=True)
-    for column in ("error", "reason", "original", "dead-lettered at", "redriven"):
+    for column in ("error", "reason", "original", "dead-lettered at", "redrives", "redriven"):
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(
@@ -276,6 +277,7 @@ def dlq_list(
             letter.reason[:80],
             f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
             letter.dead_lettered_at,
+            str(_redrives(letter, redriven)),
             redriven.get(letter.id, ""),
         )
     out.print(table)
@@ -305,12 +307,19 @@ def dlq_show(
     table.add_row("dead-lettered at", letter.dead_lettered_at)
     table.add_row("consumer group", letter.header("x-consumer-group") or "")
     table.add_row("redriven at", redriven_at or "no")
+    table.add_row("redrives", str(letter.redrive_count + (1 if redriven_at else 0)))
+    table.add_row("quarantine", letter.quarantine or "-")
     table.add_row("key", (letter.key or b"").decode(errors="replace"))
     for name, value in letter.headers:
         table.add_row(f"header {name}", value.decode(errors="replace")[:500])
     text = (letter.value or b"").decode(errors="replace")
     table.add_row("value", text if len(text) <= 4000 else f"{text[:4000]}... ({len(text)} bytes)")
     out.print(table)
+
+
+def _redrives(letter: DeadLetter, redriven: Mapping[DeadLetterId, str]) -> int:
+    """How many times the message has been sent back: before it landed here, and from here."""
+    return letter.redrive_count + (1 if letter.id in redriven else 0)
 
 
 def _parse_id(text: str) -> DeadLetterId:
@@ -342,12 +351,27 @@ def dlq_redrive(
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter not redriven yet.")] = False,
     topic: Annotated[str | None, typer.Option("--topic", "-t", help="With --all: only this topic.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redrive ID again even if it was.")] = False,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", help="Release this quarantined account: its letters, in order, then lift."),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="With --account: only this consumer group.")
+    ] = None,
+    wait_s: Annotated[
+        float, typer.Option("--wait", min=0, help="With --account: seconds to wait for the lift.")
+    ] = 30.0,
 ) -> None:
     """Send dead letters back to their original topic: original bytes, key and headers."""
-    if (letter_id is None) == (not all_):
-        raise CliError("give either a dead-letter ID or --all", USAGE_EXIT)
+    if sum([letter_id is not None, all_, account is not None]) != 1:
+        raise CliError("give a dead-letter ID, --all or --account", USAGE_EXIT)
     if letter_id is not None and topic is not None:
         raise CliError("--topic goes with --all", USAGE_EXIT)
+    if group is not None and account is None:
+        raise CliError("--group goes with --account", USAGE_EXIT)
+    if account is not None:
+        _release(account, group, wait_s)
+        return
     settings = _settings()
 
     async def run() -> tuple[list[str], list[str]]:
@@ -362,8 +386,13 @@ def dlq_redrive(
     for item in sent:
         out.print(f"redriven {item}")
     if letter_id is not None and skipped:
+        if skipped[0] != str(_parse_id(letter_id)):
+            raise CliError(f"not redriven: {skipped[0]}")
         raise CliError(f"{letter_id} was redriven before; add --force to send it again")
-    out.print(f"Redrove {len(sent)} dead letter(s); {len(skipped)} already redriven.")
+    for item in skipped:
+        if "(" in item:
+            out.print(f"skipped {item}")
+    out.print(f"Redrove {len(sent)} dead letter(s); skipped {len(skipped)} (redriven before, or as listed).")
 
 
 async def _redrive(
@@ -377,6 +406,11 @@ async def _redrive(
             if letter.truncated:
                 skipped.append(f"{letter.id} (truncated: its original bytes are gone)")
                 continue
+            if letter.quarantine is not None:
+                # Alone it would only be parked again: it goes back with its account's others, in order.
+                account = (letter.key or b"").decode(errors="replace")
+                skipped.append(f"{letter.id} (of a quarantined account: use --account {account})")
+                continue
             claimed = await log.claim(letter.id, letter.original_topic, force=force)
             if not claimed:
                 skipped.append(str(letter.id))
@@ -386,13 +420,35 @@ async def _redrive(
                     letter.original_topic,
                     value=letter.value,
                     key=letter.key,
-                    headers=letter.redrive_headers(),
+                    headers=letter.resend_headers(),
                 )
             except BaseException:
                 await log.release(letter.id)
                 raise
             sent.append(f"{letter.id} -> {letter.original_topic}")
     return sent, skipped
+
+
+def _release(account: str, group: str | None, wait_s: float) -> None:
+    if group is not None and group not in CONSUMER_GROUPS:
+        raise CliError(f"no such consumer group: {group} (one of {', '.join(CONSUMER_GROUPS)})", USAGE_EXIT)
+    settings = _settings()
+
+    async def run() -> list[ReleaseResult]:
+        groups = [group] if group is not None else list(CONSUMER_GROUPS)
+        found = await quarantined_groups(settings, account, groups)
+        if not found:
+            where = f"group {group}" if group else "any consumer group"
+            raise CliError(f"account {account} is not quarantined in {where}")
+        return [await release_account(settings, g, CONSUMER_GROUPS[g], account, wait_s=wait_s) for g in found]
+
+    results = _run(run())
+    for result in results:
+        for item in result.sent:
+            out.print(f"redriven {item}")
+        out.print(f"{result.group}: redrove {len(result.sent)} message(s) of {account}; {result.detail}.")
+    if any(r.outcome in {"failed_again", "parked_meanwhile"} for r in results):
+        raise typer.Exit(1)
 
 
 # --- lag, topics -------------------------------------------------------------------------------------

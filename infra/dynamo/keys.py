@@ -57,6 +57,15 @@ def redrive_sk(partition: int, offset: int) -> str:
     return f"REDRIVE#{partition:05d}#{offset:020d}"
 
 
+def quarantine_pk(group: str) -> str:
+    # One partition per consumer group: a consumer reads its group's whole quarantine list in one Query.
+    return f"QUARANTINE#{group}"
+
+
+def quarantine_sk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
+
+
 def idempotency_sk(key_digest: str) -> str:
     # The client's key is hashed: it may hold any printable character, and is the client's secret.
     return f"IDEMPOTENCY#{key_digest}"
