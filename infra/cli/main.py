@@ -29,6 +29,7 @@ from infra.audit import audit
 from infra.cli import broker, rebuild
 from infra.cli.dead_letters import DeadLetter, DeadLetterId, RedriveLog, dlq_topic_for, from_record
 from infra.cli.errors import CliError
+from infra.cli.local import local_app
 from infra.cli.reconcile import add_item, reconcile, scan_pages
 from infra.cli.release import ReleaseResult, quarantined_groups, release_account
 from infra.cli.replay import PartitionPlan, Target, execute, plan
@@ -99,6 +100,7 @@ users_app = typer.Typer(
     cls=_OneLineErrors, help="Users: grant or withdraw the admin role.", no_args_is_help=True
 )
 app.add_typer(users_app, name="users")
+app.add_typer(local_app, name="local")
 
 
 def _settings() -> Settings:

@@ -1,7 +1,12 @@
 """Tansu (Kafka protocol), DynamoDB Local and Redis as child processes on chosen ports.
 
 Several instances coexist (`make run` on the default ports, test sessions on free ones): logs are
-named by port and nothing is written outside the cache directory.
+named by port. Without a data directory every server keeps its data in memory (the test fixtures: fast,
+nothing on disk). With one, the data survives a restart of any server and of `make run` itself:
+  - DynamoDB Local: `-dbPath <data>/dynamodb` (its SQLite file).
+  - Redis: an append-only file in `<data>/redis`, fsynced every second (see `_redis`).
+  - Tansu: its `s3://` engine on a local S3-compatible object server keeping objects as files in
+    `<data>/kafka` (infra/local/objectstore.py): the Tansu build we ship has no other durable engine.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -33,12 +39,15 @@ from infra.local.install import (
     redis_server_binary,
     tansu_binary,
 )
+from infra.local.objectstore import remove_leftovers
 from infra.local.processes import spawn, terminate
 
 log = structlog.get_logger(__name__)
 
 HOST: Final = "127.0.0.1"
 STOP_GRACE_S: Final = 5.0
+# The bucket Tansu keeps its topics, batches, watermarks and group offsets in.
+TANSU_BUCKET: Final = "tansu"
 # Variables Tansu reads as defaults for its flags or extras; the caller's values must not leak in.
 _TANSU_ENV_BLOCKLIST: Final = frozenset(
     {
@@ -150,6 +159,16 @@ def dynamodb_ready(endpoint_url: str) -> bool:
         return False
 
 
+def objectstore_ready(port: int, host: str = HOST) -> bool:
+    """The object server answers HEAD on Tansu's bucket (which it creates at start)."""
+    request = urllib.request.Request(f"http://{host}:{port}/{TANSU_BUCKET}", method="HEAD")
+    try:
+        with _NO_PROXY_OPENER.open(request, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def redis_ready(port: int, host: str = HOST) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1) as sock:
@@ -184,18 +203,38 @@ class LocalServices:
         cache_dir: Path = DEFAULT_CACHE_DIR,
         log_dir: Path | None = None,
         reuse_running_redis: bool = True,
+        data_dir: Path | None = None,
+        objectstore_port: int | None = None,
     ) -> None:
         ports = {"kafka": kafka_port, "dynamodb": dynamodb_port, "redis": redis_port}
+        if data_dir is not None:
+            # Chosen once: a restarted object server must come back where Tansu looks for it.
+            ports["objectstore"] = objectstore_port if objectstore_port is not None else free_port()
         if len(set(ports.values())) != len(ports):
-            raise ValueError(f"the three servers need three different ports, got {ports}")
+            raise ValueError(f"the servers need different ports, got {ports}")
         self.kafka_port = kafka_port
         self.dynamodb_port = dynamodb_port
         self.redis_port = redis_port
+        self.objectstore_port = ports.get("objectstore")
+        self.data_dir = data_dir.resolve() if data_dir is not None else None
         self.cache_dir = cache_dir
         self.log_dir = log_dir if log_dir is not None else cache_dir / "logs"
         self.reuse_running_redis = reuse_running_redis
+        self.reused_redis = False
         self.startup_s: float | None = None
         self._servers: dict[str, _Server] = {}
+
+    @property
+    def durable(self) -> bool:
+        return self.data_dir is not None
+
+    def pids(self) -> dict[str, int]:
+        """The live server processes by name (a reused Redis is not ours, so not here)."""
+        return {
+            name: server.popen.pid
+            for name, server in self._servers.items()
+            if server.popen is not None and server.popen.poll() is None
+        }
 
     @property
     def endpoints(self) -> ServiceEndpoints:
@@ -218,14 +257,20 @@ class LocalServices:
             raise RuntimeError("LocalServices already started")
         began = time.monotonic()
         reuse_redis = self.reuse_running_redis and redis_ready(self.redis_port)
+        self.reused_redis = reuse_redis
         self._check_ports(with_redis=not reuse_redis)
         servers = self._plan(with_redis=not reuse_redis)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Tansu reads its storage as it starts, so the object server goes first; the rest side by side.
+        first = [server for server in servers if server.name == "objectstore"]
+        then = [server for server in servers if server.name != "objectstore"]
         try:
-            for server in servers:
-                self._servers[server.name] = server
-                self._launch(server)
-            self._await_all(servers, timeout_s)
+            for group in (first, then):
+                for server in group:
+                    self._servers[server.name] = server
+                    self._launch(server)
+                if group:
+                    self._await_all(group, timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -235,6 +280,7 @@ class LocalServices:
             seconds=round(self.startup_s, 2),
             ready_after_s={server.name: round(server.ready_after_s or 0, 2) for server in servers},
             reused_redis=reuse_redis,
+            data_dir=str(self.data_dir) if self.data_dir is not None else "memory",
             **self.endpoints.as_env(),
         )
         return self.endpoints
@@ -243,6 +289,9 @@ class LocalServices:
         """SIGTERM what this instance started, SIGKILL after a few seconds; safe to call again."""
         servers = list(self._servers.values())
         self._servers.clear()
+        # Tansu first, so it does not write to a storage that is already gone.
+        tansu = [server.popen for server in servers if server.name == "tansu" and server.popen is not None]
+        terminate(tansu, STOP_GRACE_S)
         terminate([server.popen for server in servers if server.popen is not None], STOP_GRACE_S)
         if servers:
             log.info("local_services.stopped", servers=[server.name for server in servers])
@@ -256,7 +305,9 @@ class LocalServices:
         ]
 
     def restart(self, name: str, timeout_s: float = 60) -> None:
-        """Start one server again (its in-memory data is gone: provision again afterwards)."""
+        """Start one server again on its port. With a data directory it comes back with its data; in
+        memory mode its data is gone (provision again afterwards). Tansu rides out a restart of its
+        object server: its requests fail meanwhile and succeed again afterwards."""
         server = self._servers[name]
         if server.popen is not None:
             terminate([server.popen], STOP_GRACE_S)
@@ -278,6 +329,8 @@ class LocalServices:
 
     def _check_ports(self, *, with_redis: bool) -> None:
         wanted = {"Kafka (Tansu)": self.kafka_port, "DynamoDB Local": self.dynamodb_port}
+        if self.objectstore_port is not None:
+            wanted["Tansu's object store"] = self.objectstore_port
         if with_redis:
             wanted["Redis"] = self.redis_port
         for what, port in wanted.items():
@@ -294,7 +347,37 @@ class LocalServices:
             servers = [self._tansu(), self._dynamodb(dynamodb_dir.result())]
             if redis_binary is not None:
                 servers.append(self._redis(redis_binary.result()))
+        if self.data_dir is not None:
+            servers.insert(0, self._objectstore())
         return servers
+
+    def _data(self, name: str) -> Path:
+        assert self.data_dir is not None
+        path = self.data_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _objectstore(self) -> _Server:
+        assert self.objectstore_port is not None
+        root = self._data("kafka")
+        # A SIGKILLed object server may have left half-written temporary files; they were never visible.
+        remove_leftovers(root)
+        argv = [
+            sys.executable,
+            "-m",
+            "infra.local.objectstore",
+            "--port",
+            str(self.objectstore_port),
+            "--root",
+            str(root),
+            "--bucket",
+            TANSU_BUCKET,
+        ]
+        port = self.objectstore_port
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return _Server(
+            "objectstore", port, argv, lambda: objectstore_ready(port), self._log("objectstore"), env
+        )
 
     def _tansu(self) -> _Server:
         url = f"tcp://{HOST}:{self.kafka_port}"
@@ -306,9 +389,22 @@ class LocalServices:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            "memory://tansu/" if self.objectstore_port is None else f"s3://{TANSU_BUCKET}/",
         ]
-        env = {key: value for key, value in os.environ.items() if key not in _TANSU_ENV_BLOCKLIST}
+        # The caller's AWS settings (a profile, a real endpoint) must not reach Tansu's S3 client either.
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in _TANSU_ENV_BLOCKLIST and not key.startswith("AWS_")
+        }
+        if self.objectstore_port is not None:
+            env.update(
+                AWS_ACCESS_KEY_ID="local",
+                AWS_SECRET_ACCESS_KEY="local",
+                AWS_DEFAULT_REGION="us-east-1",
+                AWS_ENDPOINT=f"http://{HOST}:{self.objectstore_port}",
+                AWS_ALLOW_HTTP="true",
+            )
         bootstrap = self.endpoints.kafka_bootstrap_servers
         return _Server(
             "tansu", self.kafka_port, argv, lambda: kafka_ready(bootstrap), self._log("tansu"), env
@@ -322,7 +418,7 @@ class LocalServices:
             "-jar",
             str(directory / DYNAMODB_JAR),
             "-sharedDb",
-            "-inMemory",
+            *(["-inMemory"] if self.data_dir is None else ["-dbPath", str(self._data("dynamodb"))]),
             "-port",
             str(self.dynamodb_port),
         ]
@@ -332,6 +428,15 @@ class LocalServices:
         )
 
     def _redis(self, binary: Path) -> _Server:
+        # Append-only file, fsynced once a second: a killed Redis loses nothing (every write reached the
+        # OS before its reply), a power cut at most the last second. `always` would put an fsync on the
+        # API's request path for data (idempotency receipts, rate-limit windows, status cache) whose
+        # durable copy, where it matters, is in DynamoDB.
+        persistence = (
+            ["--appendonly", "no"]
+            if self.data_dir is None
+            else ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self._data("redis"))]
+        )
         argv = [
             str(binary),
             "--port",
@@ -340,8 +445,7 @@ class LocalServices:
             HOST,
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *persistence,
             "--daemonize",
             "no",
         ]
@@ -349,8 +453,13 @@ class LocalServices:
         return _Server("redis", port, argv, lambda: redis_ready(port), self._log("redis"))
 
     def _log(self, name: str) -> Path:
-        port = {"tansu": self.kafka_port, "dynamodb": self.dynamodb_port, "redis": self.redis_port}[name]
-        return self.log_dir / f"{name}-{port}.log"
+        ports = {
+            "tansu": self.kafka_port,
+            "dynamodb": self.dynamodb_port,
+            "redis": self.redis_port,
+            "objectstore": self.objectstore_port,
+        }
+        return self.log_dir / f"{name}-{ports[name]}.log"
 
     def _launch(self, server: _Server) -> None:
         with server.log_path.open("wb") as log_file:

@@ -1,0 +1,66 @@
+"""Where `make run` puts its servers and data: every `LEDGERFLOW_LOCAL_*` variable is read here.
+
+The defaults are the contract's ports and the project's `.data/` folder. Tests and a second `make run`
+override them to run beside the first one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from infra.local.install import PROJECT_ROOT
+
+DEFAULT_DATA_DIR: Final = PROJECT_ROOT / ".data"
+# The control folder `make run` and `ledgerflow local` share (see infra/local/control.py).
+CONTROL_SUBDIR: Final = "run"
+_PREFIX: Final = "LEDGERFLOW_LOCAL_"
+
+
+class LocalConfigError(ValueError):
+    """A `LEDGERFLOW_LOCAL_*` variable has a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    kafka_port: int = 9092
+    dynamodb_port: int = 8000
+    redis_port: int = 6379
+    # Tansu's durable storage: the local S3-compatible object server (infra/local/objectstore.py).
+    objectstore_port: int = 9093
+    data_dir: Path = DEFAULT_DATA_DIR
+    # False: every server keeps its data in memory only, as the test fixtures do.
+    durable: bool = True
+
+    @property
+    def control_dir(self) -> Path:
+        return self.data_dir / CONTROL_SUBDIR
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalConfig:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        data_dir = env.get(f"{_PREFIX}DATA_DIR", "").strip()
+        storage = env.get(f"{_PREFIX}STORAGE", "durable").strip().lower()
+        if storage not in {"durable", "memory"}:
+            raise LocalConfigError(f"{_PREFIX}STORAGE must be 'durable' or 'memory', not {storage!r}")
+        return cls(
+            kafka_port=_port(env, "KAFKA_PORT", defaults.kafka_port),
+            dynamodb_port=_port(env, "DYNAMODB_PORT", defaults.dynamodb_port),
+            redis_port=_port(env, "REDIS_PORT", defaults.redis_port),
+            objectstore_port=_port(env, "OBJECTSTORE_PORT", defaults.objectstore_port),
+            data_dir=Path(data_dir).resolve() if data_dir else defaults.data_dir,
+            durable=storage == "durable",
+        )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(f"{_PREFIX}{name}", "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise LocalConfigError(f"{_PREFIX}{name} must be a TCP port (1-65535), not {text!r}")
+    return int(text)
