@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -106,18 +109,37 @@ def install_problem_handlers(app: FastAPI) -> None:
             ProblemError(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
         )
 
+    # Registered per class so that ExceptionMiddleware answers them: the catch-all `Exception` handler
+    # runs in ServerErrorMiddleware, which re-raises, and uvicorn then drops the keep-alive connection.
+    for dependency_error in _DEPENDENCY_ERRORS:
+        app.add_exception_handler(dependency_error, _dependency_error)
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc) or isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            # A server restarting is not a bug: tell the client to come back, not that we broke.
-            log.warning("api.dependency_unavailable", error=type(exc).__name__)
-            return problem_response(
-                ProblemError(
-                    503,
-                    "Service unavailable",
-                    "a server this request needs is unavailable; retry later",
-                    headers={"Retry-After": "2"},
-                )
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await _dependency_error(request, exc)
+
+
+_DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    BotoCoreError,
+    ClientError,
+    KafkaError,
+    RedisError,
+    OSError,
+    TimeoutError,
+)
+
+
+async def _dependency_error(_: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc) or isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        # A server restarting is not a bug: tell the client to come back, not that we broke.
+        log.warning("api.dependency_unavailable", error=type(exc).__name__)
+        return problem_response(
+            ProblemError(
+                503,
+                "Service unavailable",
+                "a server this request needs is unavailable; retry later",
+                headers={"Retry-After": "2"},
             )
-        log.exception("api.unhandled_error", error=type(exc).__name__)
-        return problem_response(ProblemError(500, "Internal error", "the error was logged"))
+        )
+    log.exception("api.unhandled_error", error=type(exc).__name__)
+    return problem_response(ProblemError(500, "Internal error", "the error was logged"))

@@ -1,7 +1,7 @@
 """`python -m tests.chaos [--commands N --accounts N --kills N ...]`: prints the figures, exits 1 on failure.
 
 Every flag also reads an environment variable (`CHAOS_COMMANDS`, `CHAOS_ACCOUNTS`, `CHAOS_KILLS`,
-`CHAOS_CONCURRENCY`, `CHAOS_SEED`), so CI can size the run without editing the Makefile.
+`CHAOS_SERVER_KILLS`, `CHAOS_API_KILLS`, `CHAOS_CONCURRENCY`, `CHAOS_SEED`), so CI can size the run without editing the Makefile.
 """
 
 from __future__ import annotations
@@ -29,14 +29,22 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     parser.add_argument(
         "--concurrency", type=int, default=_env_int("CHAOS_CONCURRENCY", defaults.concurrency)
     )
+    parser.add_argument(
+        "--server-kills", type=int, default=_env_int("CHAOS_SERVER_KILLS", defaults.server_kills)
+    )
+    parser.add_argument("--api-kills", type=int, default=_env_int("CHAOS_API_KILLS", defaults.api_kills))
     parser.add_argument("--seed", type=int, default=_env_int("CHAOS_SEED", None))
     args = parser.parse_args(argv)
-    if args.commands < 1 or args.accounts < 1 or args.kills < 0 or args.concurrency < 1:
-        parser.error("--commands, --accounts and --concurrency must be >= 1, --kills >= 0")
+    if args.commands < 1 or args.accounts < 1 or args.concurrency < 1:
+        parser.error("--commands, --accounts and --concurrency must be >= 1")
+    if min(args.kills, args.server_kills, args.api_kills) < 0:
+        parser.error("--kills, --server-kills and --api-kills must be >= 0")
     return ChaosConfig(
         commands=args.commands,
         accounts=args.accounts,
         kills=args.kills,
+        server_kills=args.server_kills,
+        api_kills=args.api_kills,
         concurrency=args.concurrency,
         seed=args.seed,
     )
@@ -53,7 +61,10 @@ def report(figures: Figures, failures: list[str]) -> str:
         f"  refused at intake (not sent)     {sum(figures.refused_at_intake.values())}  "
         f"{json.dumps(figures.refused_at_intake)}",
         f"  settled / rejected               {figures.settled} / {figures.rejected}",
-        f"  kills (SIGKILL + restart)        {figures.kills}  {json.dumps(figures.killed)}",
+        f"  consumer kills (SIGKILL)         {figures.kills}",
+        f"  server kills (SIGKILL, restart)  {figures.server_kills}  recovery s {json.dumps(figures.server_recovery_s)}",
+        f"  API kills (SIGKILL, restart)     {figures.api_kills}  {json.dumps(figures.killed)}",
+        f"  intake retries (same key)        {figures.intake_retries}",
         f"  replays executed                 {figures.replays}",
         f"  without a terminal status        {figures.without_terminal_status}",
         f"  duplicated event ids             {figures.duplicated_event_ids}",

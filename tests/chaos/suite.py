@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -50,8 +51,10 @@ CHAOS_ENV = {
     "LEDGERFLOW_AUTH_RATE_LIMIT_PER_USERNAME": "1000000",
     "LEDGERFLOW_PRICE_TICK_INTERVAL_S": "1",
 }
-# Processes that are never killed: the API (the clients' side of the test) and the price feed.
+# Apps never killed: the price feed (prices are not money). The API is killed `api_kills` times.
 NOT_KILLED = {"api", "price-feed"}
+# Servers SIGKILLed and restarted on their data (the suite runs them durable, as `make run` does).
+SERVERS = ("redis", "tansu", "dynamodb")
 TERMINAL = {"settled", "rejected"}
 
 
@@ -60,6 +63,9 @@ class ChaosConfig:
     commands: int = 2000
     accounts: int = 50
     kills: int = 10
+    # SIGKILLs of a server (each of SERVERS at least once) and of the API, beside the consumer kills.
+    server_kills: int = 3
+    api_kills: int = 2
     concurrency: int = 12
     seed: int | None = None
     # Seconds between kills (uniform in this range), and how long a killed process stays down.
@@ -80,6 +86,11 @@ class Figures:
     intake_failures: int = 0
     kills: int = 0
     killed: dict[str, int] = field(default_factory=dict)
+    server_kills: int = 0
+    api_kills: int = 0
+    # Seconds from a server's SIGKILL until it answered again, by server.
+    server_recovery_s: dict[str, list[float]] = field(default_factory=dict)
+    intake_retries: int = 0
     replays: int = 0
     settled: int = 0
     rejected: int = 0
@@ -97,6 +108,11 @@ class Figures:
             found.append(f"only {self.commands_sent} of {config.commands} commands were accepted")
         if self.kills < config.kills:
             found.append(f"only {self.kills} of {config.kills} kills happened")
+        if self.server_kills < config.server_kills or self.api_kills < config.api_kills:
+            found.append(
+                f"only {self.server_kills} of {config.server_kills} server kills and "
+                f"{self.api_kills} of {config.api_kills} API kills happened"
+            )
         if self.replays < 1:
             found.append("no replay was executed")
         if self.intake_failures:
@@ -138,6 +154,7 @@ def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
         redis_port=free_port(),
         log_dir=log_dir,
         reuse_running_redis=False,
+        data_dir=log_dir / "data",
     )
     with services, (log_dir / "apps.log").open("w", buffering=1) as app_log:
         env = {**os.environ, **CHAOS_ENV, **services.endpoints.as_env()}
@@ -151,7 +168,7 @@ def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
         for spec in specs.values():
             supervisor.start(spec)
         try:
-            _exercise(config, figures, rng, phases, supervisor, specs, settings, env, api_port)
+            _exercise(config, figures, rng, phases, services, supervisor, specs, settings, env, api_port)
         finally:
             supervisor.stop_all(grace_s=5)
     figures.duration_s = round(time.monotonic() - began, 1)
@@ -164,6 +181,7 @@ def _exercise(
     figures: Figures,
     rng: random.Random,
     phases: _Phases,
+    services: LocalServices,
     supervisor: Supervisor,
     specs: dict[str, AppProcess],
     settings: Settings,
@@ -179,23 +197,30 @@ def _exercise(
     planned = plan_commands(rng, config.commands, len(users), prices if figures.trading_included else {})
     victims = [name for name in specs if name not in NOT_KILLED]
     stop = threading.Event()
+    faults = _fault_plan(config, rng, victims, "api" in specs)
     killer = threading.Thread(
-        target=_kill_loop, args=(config, figures, rng, supervisor, victims, stop), name="chaos-killer"
+        target=_kill_loop,
+        args=(config, figures, rng, services, supervisor, faults, stop),
+        name="chaos-killer",
     )
     killer.start()
     try:
         result = asyncio.run(_send(api_url, users, planned, config.concurrency))
         # Kills still due happen while the system works through its backlog.
-        killer.join(timeout=config.kills * (config.kill_gap_s[1] + config.down_s[1] + 15))
+        killer.join(timeout=len(faults) * (config.kill_gap_s[1] + config.down_s[1] + 15))
     finally:
         stop.set()
         killer.join()
     figures.commands_sent = len(result.sent)
     figures.refused_at_intake = result.refused
     figures.intake_failures = result.failed
+    figures.intake_retries = result.retries
     for command in result.sent:
         figures.by_kind[command.kind] = figures.by_kind.get(command.kind, 0) + 1
-    phases.mark(f"sent {figures.commands_sent} commands, {figures.kills} kills")
+    phases.mark(
+        f"sent {figures.commands_sent} commands, {figures.kills} consumer kills, "
+        f"{figures.server_kills} server kills, {figures.api_kills} API kills"
+    )
 
     asyncio.run(_wait_terminal(settings, result.sent, config.drain_timeout_s))
     phases.mark("every command has an outcome")
@@ -254,23 +279,56 @@ async def _send(api_url: str, users: list[ApiUser], planned: Any, concurrency: i
         return await send_all(users, planned, concurrency)
 
 
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # "consumer", "server" or "api"
+    name: str
+
+
+def _fault_plan(config: ChaosConfig, rng: random.Random, consumers: list[str], with_api: bool) -> list[Fault]:
+    """Every consumer and every server killed at least once, the API `api_kills` times, in random order."""
+    consumer_kills = [Fault("consumer", name) for name in rng.sample(consumers, len(consumers))]
+    consumer_kills += [Fault("consumer", rng.choice(consumers)) for _ in range(config.kills - len(consumers))]
+    server_kills = [Fault("server", SERVERS[i % len(SERVERS)]) for i in range(config.server_kills)]
+    api_kills = [Fault("api", "api") for _ in range(config.api_kills if with_api else 0)]
+    # The first consumer kills keep their order (each consumer once); the other faults fall among them.
+    plan = consumer_kills[: config.kills]
+    for fault in [*server_kills, *api_kills]:
+        plan.insert(rng.randrange(len(plan) + 1), fault)
+    return plan
+
+
 def _kill_loop(
     config: ChaosConfig,
     figures: Figures,
     rng: random.Random,
+    services: LocalServices,
     supervisor: Supervisor,
-    victims: list[str],
+    faults: list[Fault],
     stop: threading.Event,
 ) -> None:
-    # Every consumer is killed at least once (in a random order) before the rest are chosen at random.
-    order = rng.sample(victims, len(victims))
-    while figures.kills < config.kills and not stop.wait(rng.uniform(*config.kill_gap_s)):
-        name = order[figures.kills] if figures.kills < len(order) else rng.choice(victims)
-        supervisor.kill(name)
-        figures.kills += 1
-        figures.killed[name] = figures.killed.get(name, 0) + 1
+    for fault in faults:
+        if stop.wait(rng.uniform(*config.kill_gap_s)):
+            return
+        label = fault.name if fault.kind != "server" else f"server:{fault.name}"
+        figures.killed[label] = figures.killed.get(label, 0) + 1
+        if fault.kind == "server":
+            killed_at = time.monotonic()
+            # `restart` reaps the killed process and starts it again on its port and its data.
+            os.kill(services.pids()[fault.name], signal.SIGKILL)
+            figures.server_kills += 1
+            time.sleep(rng.uniform(*config.down_s))
+            services.restart(fault.name)
+            recovery = figures.server_recovery_s.setdefault(fault.name, [])
+            recovery.append(round(time.monotonic() - killed_at, 2))
+            continue
+        supervisor.kill(fault.name)
+        if fault.kind == "api":
+            figures.api_kills += 1
+        else:
+            figures.kills += 1
         time.sleep(rng.uniform(*config.down_s))
-        supervisor.restart(name, grace_s=5)
+        supervisor.restart(fault.name, grace_s=5)
 
 
 def _replayed_groups(specs: dict[str, AppProcess]) -> dict[str, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -16,6 +17,8 @@ from tests.support.api import ApiUser
 
 CENT = Decimal("0.01")
 QUANTITY_STEP = Decimal("0.0001")
+# A client keeps retrying (same key) this long: longer than any outage the suite causes.
+RETRY_FOR_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class SendResult:
     sent: list[Sent] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
     failed: int = 0
+    # Attempts answered 409/429/5xx or not at all, then retried with the same key.
+    retries: int = 0
 
 
 def _money(rng: random.Random, low: int, high: int) -> Decimal:
@@ -72,18 +77,24 @@ async def send_all(users: list[ApiUser], planned: list[Planned], concurrency: in
         # The same key on every attempt: a retry after a lost answer cannot queue a second command.
         key = uuid.uuid4().hex
         async with limit:
-            for attempt in range(5):
+            deadline = time.monotonic() + RETRY_FOR_S
+            attempt = 0
+            while time.monotonic() < deadline:
+                attempt += 1
                 try:
                     response = await user.post(item.path, item.body, **{"Idempotency-Key": key})
                 except httpx.TransportError:
-                    await asyncio.sleep(0.5 * (attempt + 1))
+                    result.retries += 1
+                    await asyncio.sleep(min(0.5 * attempt, 3))
                     continue
                 if response.status_code == 202:
                     receipt: dict[str, Any] = response.json()
                     result.sent.append(Sent(receipt["command_id"], user.account_id, item.kind, item.amount))
                     return
-                if response.status_code >= 500 or response.status_code == 429:
-                    await asyncio.sleep(0.5 * (attempt + 1))
+                # A server restarting (503), the API's claim of a killed request (409), a rate limit.
+                if response.status_code >= 500 or response.status_code in {409, 429}:
+                    result.retries += 1
+                    await asyncio.sleep(min(0.5 * attempt, 3))
                     continue
                 label = f"{item.kind} {response.status_code}"
                 result.refused[label] = result.refused.get(label, 0) + 1

@@ -65,3 +65,20 @@ def test_history_follows_balance_versions_not_decision_times() -> None:
     # Had the rejection been decided against version 2 (balance 180), it would have been wrong.
     late = StoredEvent(rejected.sk, "e3", rejected.type, rejected.payload, 2)
     assert check_account("a", sent, [deposit, sell, late], days, Decimal("180")).problems
+
+
+def test_the_fault_plan_kills_every_consumer_and_server_and_the_api() -> None:
+    import random
+
+    from tests.chaos.suite import SERVERS, ChaosConfig, _fault_plan
+
+    consumers = ["ledger", "status", "trading", "portfolio", "prices"]
+    config = ChaosConfig(kills=8, server_kills=4, api_kills=2)
+    plan = _fault_plan(config, random.Random(7), consumers, with_api=True)
+    kinds = [fault.kind for fault in plan]
+    assert kinds.count("consumer") == 8 and kinds.count("server") == 4 and kinds.count("api") == 2
+    assert {f.name for f in plan if f.kind == "consumer"} == set(consumers)
+    assert {f.name for f in plan if f.kind == "server"} == set(SERVERS)
+    # The first kill of each consumer comes before any consumer is killed a second time.
+    first_round = [f.name for f in plan if f.kind == "consumer"][: len(consumers)]
+    assert sorted(first_round) == sorted(consumers)
