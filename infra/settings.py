@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # against real processes. Off by default; refused in production.
     fault_inject_account: str | None = None
 
+    # Benchmark only: when set, each process writes its DynamoDB request counts to this directory
+    # (infra/dynamo/request_stats.py). Off by default.
+    stats_dir: str | None = None
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool | None = None  # None: JSON unless attached to a terminal

@@ -11,6 +11,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # type: ignore[import-untyped]
 
+from infra.dynamo.request_stats import count_requests
 from infra.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=secret.get_secret_value() if secret else None,
     ) as client:
+        if settings.stats_dir:
+            count_requests(client, settings.stats_dir)
         yield client
 
 
