@@ -1,7 +1,11 @@
-"""Dependencies of the routes: resources and the authenticated user, as `Annotated` aliases."""
+"""Dependencies of the routes: resources, the caller and the rate limits, as `Annotated` aliases.
+
+All of them are `async`: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
@@ -9,14 +13,16 @@ import structlog
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.problems import ProblemError
+from api.gate import Limit
+from api.problems import ProblemError, unauthorized
+from api.rate_limit import auth_limits, client_ip, read_limits
 from api.resources import Resources
 from api.security import TokenClaims, read_token
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -24,24 +30,43 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+@dataclass(frozen=True)
+class Caller:
+    """A caller whose token is signed and unexpired; whether it was revoked is not checked yet."""
+
+    claims: TokenClaims
+    ip: str
+
+    @property
+    def user_id(self) -> str:
+        return self.claims.user_id
 
 
-async def current_user(
+async def signed_caller(
+    request: Request,
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenClaims:
+) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("a bearer token is required")
+        raise unauthorized("a bearer token is required")
     try:
         claims = read_token(credentials.credentials, resources.settings.jwt_secret.get_secret_value())
     except jwt.InvalidTokenError as exc:
-        raise _unauthorized("the token is invalid or expired") from exc
-    if await resources.denylist.is_revoked(claims.jti):
-        raise _unauthorized("the token was revoked")
+        raise unauthorized("the token is invalid or expired") from exc
     structlog.contextvars.bind_contextvars(account_id=claims.user_id)
-    return claims
+    return Caller(claims, client_ip(request))
+
+
+# For command POSTs: the intake checks the denylist and the limits in the same round trip as its own
+# write (api/intake.py), once the body is known.
+CommandCaller = Annotated[Caller, Depends(signed_caller)]
+
+
+async def current_user(caller: CommandCaller, resources: ResourcesDep) -> TokenClaims:
+    """The caller of any other authenticated route: not revoked, within the read limit."""
+    limits = read_limits(resources.settings, caller.user_id)
+    await resources.gate.admit(jti=caller.claims.jti, limits=limits)
+    return caller.claims
 
 
 CurrentUser = Annotated[TokenClaims, Depends(current_user)]
@@ -55,3 +80,18 @@ async def current_admin(user: CurrentUser) -> TokenClaims:
 
 
 CurrentAdmin = Annotated[TokenClaims, Depends(current_admin)]
+
+
+async def limit_anonymous(request: Request, resources: ResourcesDep) -> None:
+    settings = resources.settings
+    limit = Limit(
+        "anon-ip", client_ip(request), settings.rate_limit_anonymous_per_ip, settings.rate_limit_window_s
+    )
+    await resources.gate.admit(jti=None, limits=[limit])
+
+
+async def limit_registration(request: Request, resources: ResourcesDep) -> None:
+    await resources.gate.admit(jti=None, limits=auth_limits(resources.settings, client_ip(request)))
+
+
+RegistrationRateLimit = Annotated[None, Depends(limit_registration)]

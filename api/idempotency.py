@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from api.gate import Write
 from api.problems import ProblemError, field_error
 from infra.dynamo.idempotency_records import DynamoIdempotencyRecords, IdempotencyRecord
 
@@ -62,6 +64,9 @@ class Claim:
 
 
 class IdempotencyStore:
+    """The claim and the receipt live in Redis (written by the admission script and the intake's one
+    pipeline after the publish); the durable record in DynamoDB."""
+
     def __init__(
         self, redis: Redis, records: DynamoIdempotencyRecords, *, receipt_ttl_s: int, claim_ttl_s: int
     ) -> None:
@@ -70,20 +75,22 @@ class IdempotencyStore:
         self._receipt_ttl = receipt_ttl_s
         self._claim_ttl = claim_ttl_s
 
-    async def claim(self, account_id: str, key: str, print_: str) -> Claim | dict[str, Any]:
-        """Either a fresh claim, or the receipt cached for the same key and body."""
+    def claim_for(self, account_id: str, key: str, print_: str) -> Claim:
         digest = hashlib.sha256(key.encode()).hexdigest()
         redis_key = f"idem:{account_id}:{digest}"
-        pending = json.dumps({"fingerprint": print_, "receipt": None})
-        if await self._redis.set(redis_key, pending, nx=True, ex=self._claim_ttl):
-            return Claim(redis_key, account_id, digest, print_, command_id_for(account_id, key))
-        stored_raw = await self._redis.get(redis_key)
-        if stored_raw is None:  # expired between the two calls: claim again
-            return await self.claim(account_id, key, print_)
-        stored = json.loads(stored_raw)
-        if stored["fingerprint"] != print_:
+        return Claim(redis_key, account_id, digest, print_, command_id_for(account_id, key))
+
+    def claim_write(self, claim: Claim) -> Write:
+        """The claim as the admission script takes it: `SET NX` with a short TTL, no receipt yet."""
+        pending = json.dumps({"fingerprint": claim.fingerprint, "receipt": None}).encode()
+        return Write(claim.redis_key, pending, self._claim_ttl, claim=True)
+
+    def answer(self, claim: Claim, stored_raw: bytes | None) -> dict[str, Any]:
+        """For a key another request claimed: its receipt, 422 for another body, 409 while in progress."""
+        stored = json.loads(stored_raw) if stored_raw is not None else None
+        if stored is not None and stored["fingerprint"] != claim.fingerprint:
             raise _different_body()
-        if stored["receipt"] is None:
+        if stored is None or stored["receipt"] is None:
             raise ProblemError(
                 409,
                 "Request in progress",
@@ -101,9 +108,10 @@ class IdempotencyStore:
             raise _different_body()
         return record
 
-    async def complete(self, claim: Claim, receipt: dict[str, Any]) -> None:
+    def complete(self, pipe: Pipeline, claim: Claim, receipt: dict[str, Any]) -> None:
+        """Queues the receipt on the intake's pipeline, which also writes the accepted record."""
         value = json.dumps({"fingerprint": claim.fingerprint, "receipt": receipt})
-        await self._redis.set(claim.redis_key, value, ex=self._receipt_ttl)
+        pipe.set(claim.redis_key, value, ex=self._receipt_ttl)
 
     async def release(self, claim: Claim) -> None:
         await self._redis.delete(claim.redis_key)

@@ -1,17 +1,28 @@
-"""ASGI guards in front of every route: security headers, request size (413) and media type (415).
+"""ASGI layers in front of every route: observation (request id, metrics, log context, the trace's
+span), security headers, request size (413) and media type (415).
 
 Written as plain ASGI so that an oversized body is refused while it streams in, before any of it is
-buffered, and so that the headers are on every response, errors included.
+buffered, so that the headers are on every response, errors included, and because Starlette's
+`BaseHTTPMiddleware` (`@app.middleware("http")`) costs a task and a memory stream per request.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
+import structlog
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON
+from infra.telemetry import current_trace_id, tracer
+
+REQUESTS = Counter("ledgerflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("ledgerflow_http_request_seconds", "HTTP request latency", ["method", "route"])
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -24,6 +35,49 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"permissions-policy", b"interest-cohort=()"),
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class Observe:
+    """A request id (`X-Request-Id`), the log context, a server span (recorded only when the trace is
+    sampled: infra/telemetry.py) and the request's count and latency by route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        structlog.contextvars.clear_contextvars()
+        request_id = str(uuid.uuid4())
+        method: str = scope["method"]
+        path: str = scope["path"]
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with tracer().start_as_current_span(f"{method} {path}", kind=SpanKind.SERVER):
+            client = scope.get("client")
+            structlog.contextvars.bind_contextvars(
+                service="api",
+                request_id=request_id,
+                trace_id=current_trace_id(),
+                path=path,
+                client_ip=client[0] if client else None,
+            )
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                # The router put the matched route in the scope: its template keeps the labels few.
+                route = getattr(scope.get("route"), "path", "unmatched")
+                REQUESTS.labels(method, route, str(status)).inc()
+                LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
 class SecurityHeaders:

@@ -43,6 +43,10 @@ class ProblemError(Exception):
         self.type = type_
 
 
+def unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
 def field_error(field: str, message: str) -> ProblemError:
     return ProblemError(422, "Validation failed", message, errors=[{"field": field, "message": message}])
 

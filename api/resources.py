@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from api.gate import Gate
 from api.idempotency import IdempotencyStore
 from api.revocation import TokenDenylist
 from infra.dynamo.accounts import DynamoAccounts
@@ -28,6 +29,8 @@ class Resources:
     commands: CommandPublisher
     idempotency: IdempotencyStore
     denylist: TokenDenylist
+    # The denylist, the rate limits and the intake's write, in one Redis round trip per request.
+    gate: Gate
     # Trading's read paths.
     assets: AssetDirectory
     orders: DynamoOrders

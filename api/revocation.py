@@ -2,8 +2,8 @@
 
 Every revocation is written to DynamoDB first, then to the Redis denylist that requests check. A marker
 key says "this Redis holds the whole denylist"; a Redis that lost its data has no marker, and the first
-request that notices reloads the denylist from DynamoDB before answering. The check stays one Redis
-round trip.
+request that notices reloads the denylist from DynamoDB before answering. The check itself is part of
+the request's one admission round trip (api/gate.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 LOADED_MARKER = "denylist:loaded"
 
 
-def _denylist_key(jti: str) -> str:
+def denylist_key(jti: str) -> str:
     return f"denylist:{jti}"
 
 
@@ -34,18 +34,10 @@ class TokenDenylist:
 
     async def revoke(self, jti: str, expires_at: int) -> None:
         await self._revocations.revoke(jti, expires_at)
-        await self._redis.set(_denylist_key(jti), b"1", exat=expires_at)
+        await self._redis.set(denylist_key(jti), b"1", exat=expires_at)
 
-    async def is_revoked(self, jti: str) -> bool:
-        revoked, loaded = await self._redis.mget(_denylist_key(jti), LOADED_MARKER)
-        if revoked is not None:
-            return True
-        if loaded is not None:
-            return False
-        await self._reload()
-        return bool(await self._redis.exists(_denylist_key(jti)))
-
-    async def _reload(self) -> None:
+    async def reload(self) -> None:
+        """Rebuilds the Redis denylist from DynamoDB, unless another request did it meanwhile."""
         async with self._reloading:
             if await self._redis.exists(LOADED_MARKER):
                 return  # another request of this process reloaded it meanwhile
@@ -54,7 +46,7 @@ class TokenDenylist:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for jti, expires_at in active.items():
                     if expires_at > now:
-                        pipe.set(_denylist_key(jti), b"1", exat=expires_at)
+                        pipe.set(denylist_key(jti), b"1", exat=expires_at)
                 pipe.set(LOADED_MARKER, b"1")
                 await pipe.execute()
             log.warning("denylist.reloaded", tokens=len(active))

@@ -29,6 +29,8 @@ BENCH_ENV: Final[Mapping[str, str]] = {
     "LEDGERFLOW_RATE_LIMIT_PER_IP": "1000000000",
     "LEDGERFLOW_AUTH_RATE_LIMIT_PER_IP": "1000000000",
     "LEDGERFLOW_AUTH_RATE_LIMIT_PER_USERNAME": "1000000000",
+    "LEDGERFLOW_RATE_LIMIT_READS_PER_USER": "1000000000",
+    "LEDGERFLOW_RATE_LIMIT_ANONYMOUS_PER_IP": "1000000000",
     "LEDGERFLOW_DAILY_DEPOSIT_LIMIT": "1000000000",
     "LEDGERFLOW_DAILY_WITHDRAWAL_LIMIT": "1000000000",
     # Prices come from the benchmark's own ticks (fixed, so every trade's cost is known).
@@ -112,7 +114,8 @@ def started_system(log_dir: Path, variant_env: Mapping[str, str], apps: tuple[st
         asyncio.run(provision(settings_from({**env, "LEDGERFLOW_STATS_DIR": ""})))
         api_port = free_port()
         supervisor = Supervisor(env, out=app_log)
-        specs = {spec.name: spec for spec in app_processes(api_port)}
+        # The variant's env, not this process's, says how many API workers to run.
+        specs = {spec.name: spec for spec in app_processes(api_port, settings_from(env).api_workers)}
         system = System(services, supervisor, specs, api_port, env, stats_dir, log_dir)
         try:
             system.start_apps(apps)

@@ -55,12 +55,22 @@ class Settings(BaseSettings):
     # The longest the intake waits for the broker's acknowledgement before answering 503.
     intake_publish_timeout_s: float = Field(default=3.0, gt=0, le=60)
     command_status_ttl_seconds: int = Field(default=7 * 86_400, ge=3600)
+    # Uvicorn worker processes behind the one port (`make run`, the tests, the benchmark).
+    api_workers: int = Field(default=2, ge=1, le=64)
+    # How long the API's producer waits to batch commands into one produce request.
+    kafka_api_linger_ms: int = Field(default=5, ge=0, le=1000)
 
-    # Hostile-input limits: request size, rate limits (fixed windows in Redis), browser origins.
+    # Hostile-input limits: request size, rate limits (GCRA in Redis), browser origins. A limit of N per
+    # window lets N requests through at once, then one every window/N seconds.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     rate_limit_window_s: int = Field(default=10, ge=1)
+    # Commands (POST deposits, withdrawals, orders), per user and per client IP.
     rate_limit_per_user: int = Field(default=100, ge=1)
     rate_limit_per_ip: int = Field(default=300, ge=1)
+    # Every other authenticated route, per user: polling a command's status is a read.
+    rate_limit_reads_per_user: int = Field(default=1000, ge=1)
+    # Anonymous routes (assets), per client IP; registration and login have their own limits below.
+    rate_limit_anonymous_per_ip: int = Field(default=600, ge=1)
     auth_rate_limit_window_s: int = Field(default=300, ge=1)
     # Login and registration attempts: per client IP, and login per username, against password guessing.
     auth_rate_limit_per_ip: int = Field(default=30, ge=1)

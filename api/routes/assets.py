@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import ResourcesDep
+from api.deps import ResourcesDep, limit_anonymous
 from api.problems import ProblemError
 from schemas.trading import LatestPrice, normalise_symbol
 from schemas.trading_http import AssetList, AssetView
 
-router = APIRouter(prefix="/v1/assets", tags=["assets"])
+router = APIRouter(prefix="/v1/assets", tags=["assets"], dependencies=[Depends(limit_anonymous)])
 
 
 def _view(meta: dict[str, Any], price: LatestPrice | None) -> AssetView:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import CurrentUser, ResourcesDep
+from api.deps import CurrentUser, RegistrationRateLimit, ResourcesDep
 from api.problems import ProblemError
-from api.rate_limit import AuthRateLimit, client_ip, limit_login_username
+from api.rate_limit import auth_limits, client_ip
 from api.security import hash_password, issue_token, verify_password
 from infra.audit import audit
 from infra.dynamo.accounts import UsernameTaken
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 @router.post("/register", status_code=201, response_model=RegisteredUser)
 async def register(
-    body: RegisterRequest, request: Request, resources: ResourcesDep, _: AuthRateLimit
+    body: RegisterRequest, request: Request, resources: ResourcesDep, _: RegistrationRateLimit
 ) -> RegisteredUser:
     """Create a customer account with a zero USD balance."""
     password_hash = await hash_password(body.password, resources.settings.bcrypt_rounds)
@@ -38,11 +38,11 @@ async def register(
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(
-    body: LoginRequest, request: Request, resources: ResourcesDep, _: AuthRateLimit
-) -> TokenResponse:
+async def login(body: LoginRequest, request: Request, resources: ResourcesDep) -> TokenResponse:
     """Exchange a username and password for a bearer token."""
-    await limit_login_username(body.username, resources)
+    # Per client IP and per username, in one round trip.
+    limits = auth_limits(resources.settings, client_ip(request), body.username)
+    await resources.gate.admit(jti=None, limits=limits)
     user = await resources.accounts.find_by_username(body.username)
     matched = await verify_password(
         body.password, user.password_hash if user else None, resources.settings.bcrypt_rounds

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from api.deps import CurrentUser, IdempotencyKey, ResourcesDep
+from api.deps import CommandCaller, CurrentUser, IdempotencyKey, ResourcesDep
 from api.intake import submit
 from api.problems import ProblemError, field_error
-from api.rate_limit import limit_commands
 from schemas.commands import PlaceOrder
 from schemas.http import CommandReceipt
 from schemas.money import decimal_to_str
@@ -21,9 +20,9 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 _NOT_FOUND = ProblemError(404, "Not found", "no such order")
 
 
-@router.post("", status_code=202, response_model=CommandReceipt, dependencies=[Depends(limit_commands)])
+@router.post("", status_code=202, response_model=CommandReceipt)
 async def place_order(
-    body: OrderRequest, user: CurrentUser, resources: ResourcesDep, idempotency_key: IdempotencyKey = None
+    body: OrderRequest, caller: CommandCaller, resources: ResourcesDep, idempotency_key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Place a market order; it fills at the latest price when trading settles it, or is rejected.
 
@@ -33,8 +32,12 @@ async def place_order(
     symbol = normalise_symbol(body.asset)
     if symbol not in await resources.assets.catalogue():
         raise field_error("asset", f"unknown asset {body.asset!r}")
-    latest = await resources.assets.latest_price(symbol)
-    if latest is not None:
+    command = PlaceOrder(side=body.side, asset=symbol, quantity=body.quantity, type=body.type)
+
+    async def within_bounds() -> None:
+        latest = await resources.assets.latest_price(symbol)
+        if latest is None:
+            return
         settings = resources.settings
         value = trade_value(body.quantity, latest.price)
         if not settings.min_order_value <= value <= settings.max_order_value:
@@ -43,8 +46,9 @@ async def place_order(
                 f"the order's value at the latest price ({decimal_to_str(latest.price)}) must be between "
                 f"{settings.min_order_value} and {settings.max_order_value} USD",
             )
-    command = PlaceOrder(side=body.side, asset=symbol, quantity=body.quantity, type=body.type)
-    return await submit(command, user.user_id, resources, idempotency_key)
+
+    # Checked once admitted, so that a revoked token or a caller over its limit costs no DynamoDB read.
+    return await submit(command, caller, resources, idempotency_key, vet=within_bounds)
 
 
 @router.get("", response_model=OrderPage)

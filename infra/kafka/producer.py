@@ -29,6 +29,26 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     )
 
 
+def make_api_producer(settings: Settings) -> AIOKafkaProducer:
+    """The intake's producer: every request awaits its own acknowledgement (acks=all), and requests
+    arriving together share produce requests.
+
+    aiokafka keeps one produce request in flight per broker; the sends that arrive meanwhile (one per
+    concurrent POST) wait in per-partition batches and go together in the next request. `linger_ms`
+    gives a quiet moment's sends a few ms to join them, and a larger batch holds a busy moment's.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="ledgerflow-api",
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=settings.kafka_api_linger_ms,
+        max_batch_size=256 * 1024,
+        max_request_size=settings.kafka_max_message_bytes * 4,
+        request_timeout_ms=15_000,
+    )
+
+
 class KafkaPublisher:
     """Publishes and waits for the broker's acknowledgement of every message before returning."""
 

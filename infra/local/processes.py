@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Final, TextIO
 
 from infra.local.install import PROJECT_ROOT
+from infra.settings import Settings
 
 # FastStream apps, "name": "module:app". Add a line per consumer (trading, portfolio, prices, ...).
 CONSUMER_APPS: Final[Mapping[str, str]] = {
@@ -52,9 +53,16 @@ class ExitedProcess:
     runtime_s: float
 
 
-def app_processes(settings_port: int) -> list[AppProcess]:
-    """The API on `settings_port` and every consumer in `CONSUMER_APPS`, run with this interpreter."""
-    uvicorn = [sys.executable, "-m", "uvicorn", API_FACTORY, "--factory"]
+def app_processes(settings_port: int, api_workers: int | None = None) -> list[AppProcess]:
+    """The API on `settings_port` and every consumer in `CONSUMER_APPS`, run with this interpreter.
+
+    The API runs `api_workers` processes (default: `LEDGERFLOW_API_WORKERS` from this environment) and
+    writes no access-log line per request: the metrics count requests, the audit trail records who did
+    what, and a line per request would be most of the log's volume (and a share of the CPU) under load.
+    """
+    workers = api_workers if api_workers is not None else Settings().api_workers
+    uvicorn = [sys.executable, "-m", "uvicorn", API_FACTORY, "--factory", "--no-access-log"]
+    uvicorn += ["--workers", str(workers)]
     api = AppProcess("api", [*uvicorn, "--host", "127.0.0.1", "--port", str(settings_port)])
     consumers = [
         AppProcess(name, [sys.executable, "-m", "faststream", "run", target])
