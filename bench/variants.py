@@ -1,7 +1,7 @@
 """Configurations run side by side: each is a name and the environment overrides the apps get.
 
-A new setting to compare (say, a batched settlement engine behind `LEDGERFLOW_SETTLEMENT_ENGINE`)
-needs one line in `VARIANTS`; `--variant NAME:KEY=VALUE;KEY=VALUE` defines one on the command line.
+A new setting to compare (as `LEDGERFLOW_SETTLE_MODE` is compared here) needs one line in `VARIANTS`;
+`--variant NAME:KEY=VALUE;KEY=VALUE` defines one on the command line.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ VARIANTS: Final[Mapping[str, Variant]] = {
     for v in (
         Variant(
             "one",
-            {"LEDGERFLOW_KAFKA_BATCH_MAX_RECORDS": "1"},
-            "one at a time: each fetch returns one record",
+            {"LEDGERFLOW_SETTLE_MODE": "one", "LEDGERFLOW_KAFKA_BATCH_MAX_RECORDS": "1"},
+            "one command per transaction, one record per fetch",
         ),
-        Variant("batched", {}, "batched fetch: the defaults (up to 100 records a fetch)"),
+        Variant(
+            "batched",
+            {},
+            "the defaults: a partition's fetched records (up to 100) settled together, coalesced per account",
+        ),
     )
 }
 DEFAULT_VARIANTS: Final = ("one", "batched")

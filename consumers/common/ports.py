@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from schemas.envelope import Envelope
-
-# What a handler's single transaction came to: written, already written by an earlier delivery (the
-# dedupe record exists), or overtaken by a concurrent write (decide again on fresh state).
-CommitResult = Literal["committed", "duplicate", "conflict"]
 
 
 @dataclass(frozen=True)

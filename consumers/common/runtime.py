@@ -5,12 +5,16 @@ transient faults for as long as they last. Only after the handler returns does F
 A handler that keeps failing otherwise (a bug) is given up after `handler_max_attempts`: the message is
 dead-lettered and, where an account's order matters, the account quarantined (consumers.common.quarantine).
 Anything else unexpected is not committed: the message is sought back and redelivered.
+
+Ledger, trading and portfolio settle a partition's records together by default (`settle_mode=batched`,
+`process_partition`): parsing and the quarantine gate stay per record, and a batch that fails for a
+reason other than a transient fault is handled again record by record through the path above.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +23,7 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from opentelemetry.trace import Span
 from pydantic import BaseModel
 
 from consumers.common.attempts import HandlerGaveUp, attempt_bounded
@@ -34,6 +39,7 @@ from consumers.common.quarantine import (
     QuarantineHead,
     position,
 )
+from consumers.common.settle import Inbound
 from infra.dynamo.client import DynamoDBClient, dynamodb_client
 from infra.dynamo.quarantine import DynamoQuarantineStore
 from infra.kafka.producer import KafkaPublisher, make_producer
@@ -107,36 +113,158 @@ async def process_record(
     settings: Settings,
     gate: AccountGate | None = None,
 ) -> None:
+    envelope = await _parse(record, group=group, accepted=accepted, sender=sender, settings=settings)
+    if envelope is None:
+        return
+    structlog.contextvars.bind_contextvars(**_message_bindings(envelope))
+    context = extract_trace_context(record.headers or ())
+    with tracer().start_as_current_span(f"{group} {envelope.type}", context=context) as span:
+        structlog.contextvars.bind_contextvars(trace_id=format(span.get_span_context().trace_id, "032x"))
+        async with _unexpected_failure():
+            await _settle(
+                record, envelope, group=group, handle=handle, sender=sender, settings=settings, gate=gate
+            )
+
+
+SettleBatch = Callable[[Sequence[Inbound]], Awaitable[object]]
+
+
+async def process_partition(
+    records: Sequence[Any],
+    *,
+    group: str,
+    accepted: Callable[[Any], Mapping[str, type[BaseModel]]],
+    handle: Callable[[Envelope[Any]], Awaitable[object]],
+    settle_batch: SettleBatch,
+    sender: RawSender,
+    settings: Settings,
+    gate: AccountGate | None = None,
+) -> None:
+    """One partition's records in order, settled together where they can be (`settle_mode=batched`).
+
+    Parsing and the quarantine gate stay per record: a malformed record is dead-lettered, a quarantined
+    account's record parked, each as it comes. Consecutive records admitted plainly form a run, settled
+    by one `settle_batch` call; a record the gate treats otherwise (parked, or redriven through its
+    quarantine) first lets the run before it be settled, then goes its own way, so every account's
+    records still take effect in order. A run that fails transiently is settled again whole (idempotent:
+    what committed is found as duplicates). A run that fails otherwise is handled again one record at a
+    time by the per-record path (bounded attempts, dead letter, quarantine): one poison command costs its
+    own account, never the others.
+    """
+    run: list[tuple[Any, Envelope[Any], Span]] = []
+
+    async def settle_run() -> None:
+        if not run:
+            return
+        batch = list(run)
+        run.clear()
+        inbound = [
+            Inbound(envelope, _inbound_bindings(record, envelope, span)) for record, envelope, span in batch
+        ]
+        try:
+            for _, envelope, _ in batch:
+                _inject_fault(envelope, settings)
+            await _io(settings, lambda: settle_batch(inbound))
+        except Exception as exc:
+            log.warning(
+                "batch.failed",
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+                records=len(batch),
+                exc_info=True,
+            )
+            for record, _, _ in batch:
+                await process_record(
+                    record,
+                    group=group,
+                    accepted=accepted(record),
+                    handle=handle,
+                    sender=sender,
+                    settings=settings,
+                    gate=gate,
+                )
+        finally:
+            for _, _, span in batch:
+                span.end()
+
+    for record in records:
+        envelope = await _parse(
+            record, group=group, accepted=accepted(record), sender=sender, settings=settings
+        )
+        if envelope is None:
+            continue
+        admission = await _admit(gate, record, envelope.account_id, settings)
+        if admission is HANDLE:
+            context = extract_trace_context(record.headers or ())
+            run.append((record, envelope, tracer().start_span(f"{group} {envelope.type}", context=context)))
+            continue
+        await settle_run()
+        structlog.contextvars.bind_contextvars(**_message_bindings(envelope))
+        async with _unexpected_failure():
+            if admission.park_token is not None:
+                await _park(
+                    record, envelope, admission.park_token, group=group, sender=sender, settings=settings
+                )
+            else:
+                await _handle_admitted(
+                    record,
+                    envelope,
+                    admission,
+                    group=group,
+                    handle=handle,
+                    sender=sender,
+                    settings=settings,
+                    gate=gate,
+                )
+    await settle_run()
+
+
+async def _parse(
+    record: Any, *, group: str, accepted: Mapping[str, type[BaseModel]], sender: RawSender, settings: Settings
+) -> Envelope[Any] | None:
+    """The record's envelope, or None once a malformed record is dead-lettered."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         service=group, topic=record.topic, partition=record.partition, offset=record.offset
     )
     try:
-        envelope = parse_envelope(record.value, accepted, max_bytes=settings.kafka_max_message_bytes)
+        return parse_envelope(record.value, accepted, max_bytes=settings.kafka_max_message_bytes)
     except MalformedMessage as exc:
         error = exc
         log.warning("message.dead_lettered", error=error.code, reason=error.reason)
         await _io(settings, lambda: dead_letter(sender, record, group, code=error.code, reason=error.reason))
-        return
-    structlog.contextvars.bind_contextvars(
+        return None
+
+
+def _message_bindings(envelope: Envelope[Any]) -> dict[str, str]:
+    return {
         # A command's own id, or for an event the command that caused it.
-        command_id=str(envelope.causation_id or envelope.id),
-        account_id=envelope.account_id,
-        message_type=envelope.type,
-    )
-    context = extract_trace_context(record.headers or ())
-    with tracer().start_as_current_span(f"{group} {envelope.type}", context=context) as span:
-        structlog.contextvars.bind_contextvars(trace_id=format(span.get_span_context().trace_id, "032x"))
-        try:
-            await _settle(
-                record, envelope, group=group, handle=handle, sender=sender, settings=settings, gate=gate
-            )
-        except Exception:
-            # Not malformed, not transient: a bug or an unforeseen fault. The message is not committed;
-            # FastStream seeks back to it, and the pause keeps the redelivery from spinning.
-            log.exception("message.failed")
-            await asyncio.sleep(UNEXPECTED_ERROR_PAUSE_S)
-            raise
+        "command_id": str(envelope.causation_id or envelope.id),
+        "account_id": envelope.account_id,
+        "message_type": envelope.type,
+    }
+
+
+def _inbound_bindings(record: Any, envelope: Envelope[Any], span: Span) -> dict[str, object]:
+    return {
+        **_message_bindings(envelope),
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+    }
+
+
+@asynccontextmanager
+async def _unexpected_failure() -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception:
+        # Not malformed, not transient: a bug or an unforeseen fault. The message is not committed;
+        # FastStream seeks back to it, and the pause keeps the redelivery from spinning.
+        log.exception("message.failed")
+        await asyncio.sleep(UNEXPECTED_ERROR_PAUSE_S)
+        raise
 
 
 async def _settle(
@@ -150,26 +278,53 @@ async def _settle(
     gate: AccountGate | None,
 ) -> None:
     """Parks the message, or handles it; gives up on it (dead letter, quarantine) after bounded attempts."""
-    account_id = envelope.account_id
-    admission = HANDLE if gate is None else await _io(settings, lambda: gate.admit(record, account_id))
-    token = admission.park_token
-    if token is not None:
-        log.warning("message.parked", quarantine=token)
-        reason = (
-            f"account {account_id} is quarantined in group {group}; release: ledgerflow dlq redrive --account"
-        )
-        await _io(
-            settings,
-            lambda: dead_letter(
-                sender,
-                record,
-                group,
-                code=ACCOUNT_QUARANTINED,
-                reason=reason,
-                extra=[(QUARANTINE_HEADER, token.encode())],
-            ),
-        )
+    admission = (
+        HANDLE if gate is None else await _io(settings, lambda: gate.admit(record, envelope.account_id))
+    )
+    if admission.park_token is not None:
+        await _park(record, envelope, admission.park_token, group=group, sender=sender, settings=settings)
         return
+    await _handle_admitted(
+        record, envelope, admission, group=group, handle=handle, sender=sender, settings=settings, gate=gate
+    )
+
+
+async def _admit(gate: AccountGate | None, record: Any, account_id: str, settings: Settings) -> Admission:
+    return HANDLE if gate is None else await _io(settings, lambda: gate.admit(record, account_id))
+
+
+async def _park(
+    record: Any, envelope: Envelope[Any], token: str, *, group: str, sender: RawSender, settings: Settings
+) -> None:
+    log.warning("message.parked", quarantine=token)
+    reason = (
+        f"account {envelope.account_id} is quarantined in group {group}; "
+        "release: ledgerflow dlq redrive --account"
+    )
+    await _io(
+        settings,
+        lambda: dead_letter(
+            sender,
+            record,
+            group,
+            code=ACCOUNT_QUARANTINED,
+            reason=reason,
+            extra=[(QUARANTINE_HEADER, token.encode())],
+        ),
+    )
+
+
+async def _handle_admitted(
+    record: Any,
+    envelope: Envelope[Any],
+    admission: Admission,
+    *,
+    group: str,
+    handle: Callable[[Envelope[Any]], Awaitable[object]],
+    sender: RawSender,
+    settings: Settings,
+    gate: AccountGate | None,
+) -> None:
     try:
         await attempt_bounded(
             lambda: _call(handle, envelope, settings),
@@ -183,7 +338,7 @@ async def _settle(
         )
         return
     if gate is not None:
-        await _io(settings, lambda: gate.completed(record, account_id, admission))
+        await _io(settings, lambda: gate.completed(record, envelope.account_id, admission))
 
 
 async def _give_up(
@@ -219,9 +374,13 @@ async def _give_up(
 async def _call(
     handle: Callable[[Envelope[Any]], Awaitable[object]], envelope: Envelope[Any], settings: Settings
 ) -> object:
+    _inject_fault(envelope, settings)
+    return await handle(envelope)
+
+
+def _inject_fault(envelope: Envelope[Any], settings: Settings) -> None:
     if settings.fault_inject_account is not None and envelope.account_id == settings.fault_inject_account:
         raise InjectedFault(f"injected for account {envelope.account_id} (LEDGERFLOW_FAULT_INJECT_ACCOUNT)")
-    return await handle(envelope)
 
 
 async def _io(settings: Settings, operation: Callable[[], Awaitable[T]]) -> T:
@@ -295,8 +454,12 @@ class ConsumerRuntime(Generic[PortsT]):
         message: KafkaMessage,
         accepted: Accepted,
         handle: Callable[[Envelope[Any]], Awaitable[object]],
+        settle_batch: SettleBatch | None = None,
     ) -> None:
         """Handles a fetched batch: each partition's records in order, the partitions concurrently.
+
+        With `settle_batch` and `settle_mode=batched`, a partition's records are settled together
+        (`process_partition`); otherwise one at a time by `handle`.
 
         FastStream commits only after this returns, i.e. after every record of the batch is done. If one
         record fails unexpectedly the others are cancelled and the whole batch is sought back and
@@ -308,12 +471,27 @@ class ConsumerRuntime(Generic[PortsT]):
         for record in records:
             by_partition.setdefault((record.topic, record.partition), []).append(record)
 
+        def accepted_for(record: ConsumerRecord[bytes, bytes]) -> Mapping[str, type[BaseModel]]:
+            return accepted(record) if callable(accepted) else accepted
+
         async def in_order(partition_records: list[ConsumerRecord[bytes, bytes]]) -> None:
+            if settle_batch is not None and self.settings.settle_mode == "batched":
+                await process_partition(
+                    partition_records,
+                    group=self.group,
+                    accepted=accepted_for,
+                    handle=handle,
+                    settle_batch=settle_batch,
+                    sender=self.publisher,
+                    settings=self.settings,
+                    gate=self.gate,
+                )
+                return
             for record in partition_records:
                 await process_record(
                     record,
                     group=self.group,
-                    accepted=accepted(record) if callable(accepted) else accepted,
+                    accepted=accepted_for(record),
                     handle=handle,
                     sender=self.publisher,
                     settings=self.settings,

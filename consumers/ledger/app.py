@@ -5,6 +5,7 @@ Run alone with `faststream run consumers.ledger.app:app`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -12,8 +13,9 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from consumers.common.runtime import ConsumerRuntime
+from consumers.common.settle import Inbound
 from consumers.ledger.bootstrap import build_ledger_ports
-from consumers.ledger.handlers import LedgerPorts, settle_deposit, settle_withdrawal
+from consumers.ledger.handlers import LedgerPorts
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.ledger_store import DynamoLedgerStore
 from infra.kafka.producer import KafkaPublisher
@@ -32,9 +34,11 @@ broker, app = runtime.broker, runtime.app
 
 
 async def _settle(envelope: Envelope[Any]) -> object:
-    if isinstance(envelope.payload, Deposit):
-        return await settle_deposit(envelope, runtime.ports)
-    return await settle_withdrawal(envelope, runtime.ports)
+    return await runtime.ports.settle_one(envelope)
+
+
+async def _settle_batch(inbound: Sequence[Inbound]) -> object:
+    return await runtime.ports.settle(inbound)
 
 
 def _accepted(record: ConsumerRecord[bytes, bytes]) -> dict[str, type[BaseModel]]:
@@ -44,4 +48,4 @@ def _accepted(record: ConsumerRecord[bytes, bytes]) -> dict[str, type[BaseModel]
 
 @broker.subscriber(DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS, **runtime.subscriber_options())
 async def on_cash_commands(msg: KafkaMessage) -> None:
-    await runtime.process(msg, _accepted, _settle)
+    await runtime.process(msg, _accepted, _settle, _settle_batch)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, cast
 
 from schemas.commands import Deposit, Withdraw
 from schemas.envelope import Envelope
@@ -42,6 +43,22 @@ class CashAccountState:
     available: Decimal
     version: int
     daily_total: Decimal
+
+
+@dataclass(frozen=True)
+class CashAccount:
+    """An account as the ledger settles a run of commands against it: the balance item, and the daily
+    counters of the (kind, day) pairs the run touches (absent: nothing counted yet)."""
+
+    exists: bool
+    available: Decimal
+    version: int
+    daily: Mapping[tuple[CashKind, date], Decimal]
+
+    def state_for(self, kind: CashKind, day: date) -> CashAccountState:
+        return CashAccountState(
+            self.exists, self.available, self.version, self.daily.get((kind, day), Decimal(0))
+        )
 
 
 @dataclass(frozen=True)
@@ -146,3 +163,28 @@ def decide_withdrawal(
         reason=None,
         events=(event_caused_by(command, payload, HANDLER, now),),
     )
+
+
+def apply_cash(
+    command: Envelope[Deposit] | Envelope[Withdraw], account: CashAccount, limits: CashLimits, now: datetime
+) -> tuple[CashDecision, CashAccount]:
+    """Decides a cash command against the account, and the account once the decision took effect: a
+    settlement moves the balance, bumps its version and counts against its day; a rejection changes
+    nothing."""
+    kind: CashKind = "deposit" if isinstance(command.payload, Deposit) else "withdrawal"
+    day = command_day(command)
+    state = account.state_for(kind, day)
+    decision = (
+        decide_deposit(cast(Envelope[Deposit], command), state, limits, now)
+        if kind == "deposit"
+        else decide_withdrawal(cast(Envelope[Withdraw], command), state, limits, now)
+    )
+    if decision.new_available is None:
+        return decision, account
+    after = replace(
+        account,
+        available=decision.new_available,
+        version=account.version + 1,
+        daily={**account.daily, (kind, day): state.daily_total + decision.amount},
+    )
+    return decision, after

@@ -7,13 +7,15 @@ earliest offsets, start it again; the replay yields the same positions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
 
 from consumers.common.runtime import ConsumerRuntime
+from consumers.common.settle import Inbound
 from consumers.portfolio.bootstrap import build_portfolio_ports
-from consumers.portfolio.handlers import PortfolioPorts, project_order_event
+from consumers.portfolio.handlers import PortfolioPorts
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
 from infra.kafka.producer import KafkaPublisher
@@ -32,9 +34,13 @@ broker, app = runtime.broker, runtime.app
 
 
 async def _project(envelope: Envelope[Any]) -> object:
-    return await project_order_event(envelope, runtime.ports)
+    return await runtime.ports.settle_one(envelope)
+
+
+async def _project_batch(inbound: Sequence[Inbound]) -> object:
+    return await runtime.ports.settle(inbound)
 
 
 @broker.subscriber(ORDER_EVENTS, **runtime.subscriber_options())
 async def on_order_event(msg: KafkaMessage) -> None:
-    await runtime.process(msg, ORDER_EVENT_TYPES, _project)
+    await runtime.process(msg, ORDER_EVENT_TYPES, _project, _project_batch)

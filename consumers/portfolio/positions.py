@@ -11,6 +11,7 @@ result is a pure function of the sequence of fills: a replay of the same events 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -91,3 +92,23 @@ def decide_position(fill: Envelope[OrderFilled], state: PositionState, now: date
         position=position,
         events=(envelope,),
     )
+
+
+NO_POSITION = PositionState(Position(), None)
+
+
+@dataclass(frozen=True)
+class Positions:
+    """An account's positions in the assets a run of fills trades (absent: none yet)."""
+
+    by_asset: Mapping[str, PositionState]
+
+
+def apply_position(
+    fill: Envelope[OrderFilled], positions: Positions, now: datetime
+) -> tuple[PositionDecision, Positions]:
+    """Applies a fill to its position; the position's version counts the fills applied to it."""
+    state = positions.by_asset.get(fill.payload.asset, NO_POSITION)
+    decision = decide_position(fill, state, now)
+    after = PositionState(decision.position, (state.version or 0) + 1)
+    return decision, Positions({**positions.by_asset, decision.asset: after})

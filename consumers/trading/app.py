@@ -5,13 +5,15 @@ Run alone with `faststream run consumers.trading.app:app`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
 
 from consumers.common.runtime import ConsumerRuntime
+from consumers.common.settle import Inbound
 from consumers.trading.bootstrap import build_trading_ports
-from consumers.trading.handlers import TradingPorts, settle_order
+from consumers.trading.handlers import TradingPorts
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.trading_store import DynamoTradingStore
 from infra.kafka.producer import KafkaPublisher
@@ -30,9 +32,13 @@ broker, app = runtime.broker, runtime.app
 
 
 async def _settle(envelope: Envelope[Any]) -> object:
-    return await settle_order(envelope, runtime.ports)
+    return await runtime.ports.settle_one(envelope)
+
+
+async def _settle_batch(inbound: Sequence[Inbound]) -> object:
+    return await runtime.ports.settle(inbound)
 
 
 @broker.subscriber(ORDER_COMMANDS, **runtime.subscriber_options())
 async def on_order(msg: KafkaMessage) -> None:
-    await runtime.process(msg, {PlaceOrder.TYPE: PlaceOrder}, _settle)
+    await runtime.process(msg, {PlaceOrder.TYPE: PlaceOrder}, _settle, _settle_batch)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Literal
@@ -37,6 +38,50 @@ class OrderState:
     holding_version: int | None
     asset_known: bool
     price: Decimal | None
+
+
+@dataclass(frozen=True)
+class Holding:
+    quantity: Decimal
+    # None while the account has never held the asset (no holding item yet).
+    version: int | None
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What trading knows of an asset: whether it is listed, and its latest price (None: no tick yet)."""
+
+    known: bool
+    price: Decimal | None
+
+
+NO_HOLDING = Holding(Decimal(0), None)
+UNKNOWN_ASSET = Quote(False, None)
+
+
+@dataclass(frozen=True)
+class TradingAccount:
+    """An account as trading settles a run of orders against it: the balance item, the holdings of the
+    assets the run trades, and those assets' quotes (read once for the run, not owned by the account)."""
+
+    exists: bool
+    available: Decimal
+    balance_version: int
+    holdings: Mapping[str, Holding]
+    quotes: Mapping[str, Quote]
+
+    def state_for(self, asset: str) -> OrderState:
+        holding = self.holdings.get(asset, NO_HOLDING)
+        quote = self.quotes.get(asset, UNKNOWN_ASSET)
+        return OrderState(
+            account_exists=self.exists,
+            available=self.available,
+            balance_version=self.balance_version,
+            holding=holding.quantity,
+            holding_version=holding.version,
+            asset_known=quote.known,
+            price=quote.price,
+        )
 
 
 @dataclass(frozen=True)
@@ -173,3 +218,24 @@ def decide_order(
         new_holding=new_holding,
         events=(event_caused_by(command, payload, HANDLER, now),),
     )
+
+
+def apply_order(
+    command: Envelope[PlaceOrder], account: TradingAccount, rules: TradingRules, now: datetime
+) -> tuple[OrderDecision, TradingAccount]:
+    """Decides an order against the account, and the account once the decision took effect: a fill moves
+    the cash and the holding and bumps both versions; a rejection changes nothing."""
+    decision = decide_order(command, account.state_for(command.payload.asset), rules, now)
+    if decision.new_available is None or decision.new_holding is None:
+        return decision, account
+    holding = account.holdings.get(decision.asset, NO_HOLDING)
+    after = replace(
+        account,
+        available=decision.new_available,
+        balance_version=account.balance_version + 1,
+        holdings={
+            **account.holdings,
+            decision.asset: Holding(decision.new_holding, (holding.version or 0) + 1),
+        },
+    )
+    return decision, after

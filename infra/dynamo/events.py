@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from consumers.common.ports import StoredOutcome
 from infra.dynamo.client import to_item
 from infra.dynamo.keys import event_sk
 from schemas.envelope import Envelope, utc_now
@@ -38,6 +39,13 @@ def outcome_record(
             "ConditionExpression": "attribute_not_exists(PK)",
         }
     }
+
+
+def stored_outcome(record: Mapping[str, Any]) -> StoredOutcome:
+    """What a dedupe record (read back with `from_item`) says to republish."""
+    return StoredOutcome(
+        topic=str(record["topic"]), events=tuple(str(e).encode() for e in record.get("events", []))
+    )
 
 
 def history_version(observed_balance_version: int, settled: bool) -> int:

@@ -1,26 +1,45 @@
-"""DynamoDB adapter of the ledger: one consistent read, one `TransactWriteItems` per decision."""
+"""DynamoDB adapter of the ledger's settlement: a batch's accounts read at once, each account's decisions
+written as one coalesced balance update (and one per daily counter) with their dedupe records and events.
+
+Coalescing keeps every guarantee of one write per command. The balance item is updated once, conditioned
+on the version read, to the balance and version the last decision left (each settlement bumps the version
+by one, so the history positions the events record are those one-at-a-time settlement would give). The
+money rules stay in the conditions: `available >=` the least starting balance that lets every debit of
+the run through, and each daily counter `<=` the least headroom any of the run's settlements left it.
+"""
 
 from __future__ import annotations
 
 import calendar
-import uuid
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
-from consumers.common.ports import CommitResult, StoredOutcome
-from consumers.ledger.decisions import HANDLER, CashAccountState, CashDecision, CashKind
-from consumers.ledger.ports import LoadedCashState
-from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr
-from infra.dynamo.events import event_put, history_version, outcome_record
+from consumers.common.settle import AccountPlan, Snapshot
+from consumers.ledger.decisions import HANDLER, CashAccount, CashDecision, CashKind, command_day
+from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr
+from infra.dynamo.coalesce import least_start
+from infra.dynamo.events import event_put, history_version, outcome_record, stored_outcome
 from infra.dynamo.keys import account_pk, balance_sk, command_sk, daily_total_sk
-from infra.dynamo.transactions import commit_guarded
+from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
+from schemas.commands import Deposit
+from schemas.envelope import Envelope
 
 # Counters outlive their day by a margin so that operators can still read yesterday's totals.
 DAILY_COUNTER_TTL = timedelta(days=3)
+# Two items per command (dedupe record, event), the balance, and room for the run's daily counters.
+_ITEMS_PER_COMMAND: Final = 2
+_ACCOUNT_ITEMS_RESERVED: Final = 10
+
+
+def _kind(message: Envelope[Any]) -> CashKind:
+    return "deposit" if isinstance(message.payload, Deposit) else "withdrawal"
 
 
 class DynamoLedgerStore:
+    max_commands_per_account = (MAX_TRANSACTION_ITEMS - _ACCOUNT_ITEMS_RESERVED) // _ITEMS_PER_COMMAND
+
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
@@ -28,53 +47,67 @@ class DynamoLedgerStore:
     def _key(self, account_id: str, sk: str) -> dict[str, Any]:
         return {"PK": to_attr(account_pk(account_id)), "SK": to_attr(sk)}
 
-    async def load(
-        self, account_id: str, command_id: uuid.UUID, kind: CashKind, day: date
-    ) -> LoadedCashState:
-        keys = (balance_sk(), daily_total_sk(kind, day), command_sk(HANDLER, command_id))
-        response = await self._client.transact_get_items(
-            TransactItems=[
-                {"Get": {"TableName": self._table, "Key": self._key(account_id, sk)}} for sk in keys
-            ]
-        )
-        balance, daily, record = (from_item(r.get("Item") or {}) for r in response["Responses"])
-        state = CashAccountState(
-            exists=bool(balance),
-            available=as_decimal(balance.get("available")),
-            version=int(balance.get("version", 0)),
-            daily_total=as_decimal(daily.get("total")),
-        )
-        outcome = None
-        if record:
-            outcome = StoredOutcome(
-                topic=str(record["topic"]), events=tuple(str(e).encode() for e in record.get("events", []))
-            )
-        return LoadedCashState(state=state, outcome=outcome)
-
-    async def commit(self, decision: CashDecision, topic: str) -> CommitResult:
-        pk = account_pk(decision.account_id)
-        items: list[dict[str, Any]] = [
-            outcome_record(
-                self._table,
-                pk,
-                command_sk(HANDLER, decision.command_id),
-                topic=topic,
-                events=decision.events,
-                outcome="settled" if decision.settled else "rejected",
-                reason=decision.reason,
-            ),
-            self._balance_action(decision),
+    async def load(self, messages: Sequence[Envelope[Any]]) -> Snapshot[CashAccount]:
+        counters = {(m.account_id, _kind(m), command_day(m)) for m in messages}
+        keys = [
+            *((account_pk(m.account_id), balance_sk()) for m in messages),
+            *((account_pk(a), daily_total_sk(k, d)) for a, k, d in counters),
+            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in messages),
         ]
-        if decision.settled:
-            items.append(self._daily_counter_update(decision))
-        position = history_version(decision.expected_version or 0, decision.settled)
-        items.extend(event_put(self._table, pk, e, position) for e in decision.events)
-        return await commit_guarded(self._client, items)
+        found = await get_items(self._client, self._table, keys)
+        states: dict[str, CashAccount] = {}
+        for account_id in {m.account_id for m in messages}:
+            balance = found.get((account_pk(account_id), balance_sk()), {})
+            daily = {
+                (k, d): as_decimal(item.get("total"))
+                for a, k, d in counters
+                if a == account_id and (item := found.get((account_pk(a), daily_total_sk(k, d))))
+            }
+            states[account_id] = CashAccount(
+                exists=bool(balance),
+                available=as_decimal(balance.get("available")),
+                version=int(balance.get("version", 0)),
+                daily=daily,
+            )
+        outcomes = {
+            m.id: stored_outcome(record)
+            for m in messages
+            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
+        }
+        return Snapshot(states, outcomes)
 
-    def _balance_action(self, decision: CashDecision) -> dict[str, Any]:
-        key = self._key(decision.account_id, balance_sk())
-        if decision.expected_version is None:
-            # An unknown account is only rejected while it still does not exist.
+    async def commit(
+        self, plans: Sequence[AccountPlan[CashAccount, CashDecision]], topic: str
+    ) -> frozenset[str]:
+        groups = [ItemGroup(plan.account_id, self._items(plan, topic)) for plan in plans]
+        return await write_groups(self._client, groups)
+
+    def _items(self, plan: AccountPlan[CashAccount, CashDecision], topic: str) -> list[dict[str, Any]]:
+        if len(plan.decisions) > self.max_commands_per_account:
+            raise ValueError(f"{len(plan.decisions)} commands for one account exceed one transaction")
+        pk = account_pk(plan.account_id)
+        items = [self._balance_action(plan), *self._daily_counter_updates(plan)]
+        for decision in plan.decisions:
+            items.append(
+                outcome_record(
+                    self._table,
+                    pk,
+                    command_sk(HANDLER, decision.command_id),
+                    topic=topic,
+                    events=decision.events,
+                    outcome="settled" if decision.settled else "rejected",
+                    reason=decision.reason,
+                )
+            )
+            position = history_version(decision.expected_version or 0, decision.settled)
+            items.extend(event_put(self._table, pk, e, position) for e in decision.events)
+        return items
+
+    def _balance_action(self, plan: AccountPlan[CashAccount, CashDecision]) -> dict[str, Any]:
+        key = self._key(plan.account_id, balance_sk())
+        before, after = plan.before, plan.after
+        if not before.exists:
+            # An unknown account's commands are only rejected while it still does not exist.
             return {
                 "ConditionCheck": {
                     "TableName": self._table,
@@ -82,18 +115,17 @@ class DynamoLedgerStore:
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             }
-        if decision.new_available is None:
+        if after.version == before.version:
             return {
                 "ConditionCheck": {
                     "TableName": self._table,
                     "Key": key,
                     "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": {":v": to_attr(decision.expected_version)},
+                    "ExpressionAttributeValues": {":v": to_attr(before.version)},
                 }
             }
-        # The version pins the balance we decided on. For a debit the money rule itself is stated in the
-        # condition too, so no writer that skips the version check could ever overdraw the account.
-        minimum = decision.amount if decision.kind == "withdrawal" else Decimal(0)
+        # The version pins the balance we decided on. The money rule is stated in the condition too, so
+        # that no writer skipping the version check could ever overdraw the account.
         return {
             "Update": {
                 "TableName": self._table,
@@ -101,28 +133,52 @@ class DynamoLedgerStore:
                 "UpdateExpression": "SET available = :new, version = :next",
                 "ConditionExpression": "version = :v AND available >= :minimum",
                 "ExpressionAttributeValues": {
-                    ":new": to_attr(decision.new_available),
-                    ":next": to_attr(decision.expected_version + 1),
-                    ":v": to_attr(decision.expected_version),
-                    ":minimum": to_attr(minimum),
+                    ":new": to_attr(after.available),
+                    ":next": to_attr(after.version),
+                    ":v": to_attr(before.version),
+                    ":minimum": to_attr(
+                        least_start(
+                            d.amount if d.kind == "deposit" else -d.amount
+                            for d in plan.decisions
+                            if d.settled
+                        )
+                    ),
                 },
             }
         }
 
-    def _daily_counter_update(self, decision: CashDecision) -> dict[str, Any]:
-        assert decision.daily_headroom is not None
-        expires = calendar.timegm((decision.day + DAILY_COUNTER_TTL).timetuple())
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": self._key(decision.account_id, daily_total_sk(decision.kind, decision.day)),
-                "UpdateExpression": "ADD #total :amount SET expires_at = :expires",
-                "ConditionExpression": "attribute_not_exists(#total) OR #total <= :headroom",
-                "ExpressionAttributeNames": {"#total": "total"},
-                "ExpressionAttributeValues": {
-                    ":amount": to_attr(decision.amount),
-                    ":headroom": to_attr(decision.daily_headroom),
-                    ":expires": to_attr(expires),
-                },
-            }
-        }
+    def _daily_counter_updates(self, plan: AccountPlan[CashAccount, CashDecision]) -> list[dict[str, Any]]:
+        # Per counter: what the run adds, and the most the counter may hold before it. A settlement i
+        # needs `total_before_i <= headroom_i`, where total_before_i = stored + what the run added before
+        # it; so the stored total must be <= headroom_i - added_before_i for every i.
+        added: dict[tuple[CashKind, date], Decimal] = {}
+        ceiling: dict[tuple[CashKind, date], Decimal] = {}
+        for decision in plan.decisions:
+            if not decision.settled:
+                continue
+            assert decision.daily_headroom is not None
+            counter = (decision.kind, decision.day)
+            before = added.get(counter, Decimal(0))
+            bound = decision.daily_headroom - before
+            ceiling[counter] = min(ceiling.get(counter, bound), bound)
+            added[counter] = before + decision.amount
+        updates = []
+        for (kind, day), amount in added.items():
+            expires = calendar.timegm((day + DAILY_COUNTER_TTL).timetuple())
+            updates.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(plan.account_id, daily_total_sk(kind, day)),
+                        "UpdateExpression": "ADD #total :amount SET expires_at = :expires",
+                        "ConditionExpression": "attribute_not_exists(#total) OR #total <= :headroom",
+                        "ExpressionAttributeNames": {"#total": "total"},
+                        "ExpressionAttributeValues": {
+                            ":amount": to_attr(amount),
+                            ":headroom": to_attr(ceiling[(kind, day)]),
+                            ":expires": to_attr(expires),
+                        },
+                    }
+                }
+            )
+        return updates

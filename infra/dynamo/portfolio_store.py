@@ -1,19 +1,25 @@
-"""Positions (`POSITION#<asset>` under the account): written by the portfolio projection, read by the API."""
+"""Positions (`POSITION#<asset>` under the account): written by the portfolio projection, read by the API.
+
+A run of fills for one account is written as one conditioned put per position (its final state, its
+version bumped once per fill, as one fill at a time would leave it) with one dedupe record per fill.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from consumers.common.ports import CommitResult, StoredOutcome
-from consumers.portfolio.ports import LoadedPosition
-from consumers.portfolio.positions import HANDLER, Position, PositionDecision, PositionState
+from consumers.common.settle import AccountPlan, Snapshot
+from consumers.portfolio.positions import HANDLER, Position, PositionDecision, Positions, PositionState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
-from infra.dynamo.events import outcome_record
+from infra.dynamo.events import outcome_record, stored_outcome
 from infra.dynamo.keys import account_pk, command_sk
 from infra.dynamo.trading_keys import POSITION_PREFIX, position_sk
-from infra.dynamo.transactions import commit_guarded
+from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
+from schemas.envelope import Envelope
+from schemas.events import OrderFilled
 
 _DEDUPE_PREFIX = f"COMMAND#{HANDLER}#"
 
@@ -24,6 +30,9 @@ def _plain(value: Decimal) -> Decimal:
 
 
 class DynamoPortfolioStore:
+    # One dedupe record per fill, and at most one position it adds.
+    max_commands_per_account = MAX_TRANSACTION_ITEMS // 2
+
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
@@ -31,63 +40,87 @@ class DynamoPortfolioStore:
     def _key(self, account_id: str, sk: str) -> dict[str, Any]:
         return {"PK": to_attr(account_pk(account_id)), "SK": to_attr(sk)}
 
-    async def load(self, account_id: str, asset: str, source_event_id: uuid.UUID) -> LoadedPosition:
-        response = await self._client.transact_get_items(
-            TransactItems=[
-                {"Get": {"TableName": self._table, "Key": self._key(account_id, sk)}}
-                for sk in (command_sk(HANDLER, source_event_id), position_sk(asset))
-            ]
-        )
-        record, item = (from_item(r.get("Item") or {}) for r in response["Responses"])
-        state = PositionState(
-            position=Position(
-                quantity=as_decimal(item.get("quantity")),
-                average_cost=as_decimal(item.get("average_cost")),
-                realized_pnl=as_decimal(item.get("realized_pnl")),
-            ),
-            version=int(item["version"]) if item else None,
-        )
-        outcome = None
-        if record:
-            outcome = StoredOutcome(
-                topic=str(record["topic"]), events=tuple(str(e).encode() for e in record.get("events", []))
-            )
-        return LoadedPosition(state=state, outcome=outcome)
-
-    async def commit(self, decision: PositionDecision, topic: str) -> CommitResult:
-        pk = account_pk(decision.account_id)
-        position = decision.position
-        values = {
-            "PK": pk,
-            "SK": position_sk(decision.asset),
-            "asset": decision.asset,
-            "quantity": _plain(position.quantity),
-            "average_cost": _plain(position.average_cost),
-            "realized_pnl": _plain(position.realized_pnl),
-            "version": (decision.expected_version or 0) + 1,
-            "last_event_id": str(decision.source_event_id),
+    async def load(self, messages: Sequence[Envelope[Any]]) -> Snapshot[Positions]:
+        fills = [m for m in messages if isinstance(m.payload, OrderFilled)]
+        held = {(m.account_id, m.payload.asset) for m in fills}
+        keys = [
+            *((account_pk(a), position_sk(asset)) for a, asset in held),
+            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in fills),
+        ]
+        found = await get_items(self._client, self._table, keys)
+        states: dict[str, Positions] = {}
+        for account_id in {m.account_id for m in messages}:
+            by_asset = {
+                asset: PositionState(
+                    Position(
+                        quantity=as_decimal(item.get("quantity")),
+                        average_cost=as_decimal(item.get("average_cost")),
+                        realized_pnl=as_decimal(item.get("realized_pnl")),
+                    ),
+                    int(item["version"]),
+                )
+                for a, asset in held
+                if a == account_id and (item := found.get((account_pk(a), position_sk(asset))))
+            }
+            states[account_id] = Positions(by_asset)
+        outcomes = {
+            m.id: stored_outcome(record)
+            for m in fills
+            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
         }
-        put: dict[str, Any] = {"TableName": self._table, "Item": to_item(values)}
-        if decision.expected_version is None:
-            put["ConditionExpression"] = "attribute_not_exists(PK)"
-        else:
-            put["ConditionExpression"] = "version = :v"
-            put["ExpressionAttributeValues"] = {":v": to_attr(decision.expected_version)}
+        return Snapshot(states, outcomes)
+
+    async def commit(
+        self, plans: Sequence[AccountPlan[Positions, PositionDecision]], topic: str
+    ) -> frozenset[str]:
+        groups = [ItemGroup(plan.account_id, self._items(plan, topic)) for plan in plans]
+        return await write_groups(self._client, groups)
+
+    def _items(self, plan: AccountPlan[Positions, PositionDecision], topic: str) -> list[dict[str, Any]]:
+        if len(plan.decisions) > self.max_commands_per_account:
+            raise ValueError(f"{len(plan.decisions)} fills for one account exceed one transaction")
+        pk = account_pk(plan.account_id)
+        last_fill = {d.asset: d.source_event_id for d in plan.decisions}
+        items = [self._position_put(plan, asset, fill_id) for asset, fill_id in last_fill.items()]
         # The PositionChanged event lives in the dedupe record only: an `EVENT#` item would show up in
         # the account's cash history, which lists the account's `EVENT#` items.
-        items = [
+        items += [
             outcome_record(
                 self._table,
                 pk,
-                command_sk(HANDLER, decision.source_event_id),
+                command_sk(HANDLER, d.source_event_id),
                 topic=topic,
-                events=decision.events,
+                events=d.events,
                 outcome="applied",
                 reason=None,
-            ),
-            {"Put": put},
+            )
+            for d in plan.decisions
         ]
-        return await commit_guarded(self._client, items)
+        return items
+
+    def _position_put(
+        self, plan: AccountPlan[Positions, PositionDecision], asset: str, last_fill: uuid.UUID
+    ) -> dict[str, Any]:
+        before = plan.before.by_asset.get(asset)
+        after = plan.after.by_asset[asset]
+        position = after.position
+        values = {
+            "PK": account_pk(plan.account_id),
+            "SK": position_sk(asset),
+            "asset": asset,
+            "quantity": _plain(position.quantity),
+            "average_cost": _plain(position.average_cost),
+            "realized_pnl": _plain(position.realized_pnl),
+            "version": after.version,
+            "last_event_id": str(last_fill),
+        }
+        put: dict[str, Any] = {"TableName": self._table, "Item": to_item(values)}
+        if before is None:
+            put["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": to_attr(before.version)}
+        return {"Put": put}
 
     async def positions(self, account_id: str) -> list[dict[str, Any]]:
         return await self._query_prefix(account_id, POSITION_PREFIX)

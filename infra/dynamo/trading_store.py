@@ -1,22 +1,25 @@
-"""DynamoDB adapter of trading: one `TransactGetItems` to load, one `TransactWriteItems` per decision.
+"""DynamoDB adapter of trading's settlement: a batch's accounts, holdings and quotes read at once, each
+account's orders written as one coalesced balance update and one update per traded holding, with the
+orders' dedupe records, order records and events.
 
 The balance item is shared with the ledger. Both writers follow the same optimistic protocol: read
-`version`, write `version + 1` on condition `version = :v`. The money rules are stated in the
-conditions too (`available >= :cost` for a buy, `quantity >= :q` for a sell), so that no writer, even
-one that skipped the version check, could overspend or oversell.
+`version`, write the version the run's last fill left (one bump per fill) on condition `version = :v`.
+The money rules are stated in the conditions too (`available >=` the least starting cash that covers
+every buy of the run, `quantity >=` the least starting holding that covers every sell), so that no
+writer, even one that skipped the version check, could overspend or oversell. Rejections change no
+state and carry no state condition: each is true of the item it was decided on.
 """
 
 from __future__ import annotations
 
-import uuid
-from decimal import Decimal
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
-from consumers.common.ports import CommitResult, StoredOutcome
-from consumers.trading.decisions import HANDLER, OrderDecision, OrderState
-from consumers.trading.ports import LoadedOrderState
-from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
-from infra.dynamo.events import event_put, history_version, outcome_record
+from consumers.common.settle import AccountPlan, Snapshot
+from consumers.trading.decisions import HANDLER, Holding, OrderDecision, Quote, TradingAccount
+from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr, to_item
+from infra.dynamo.coalesce import least_start
+from infra.dynamo.events import event_put, history_version, outcome_record, stored_outcome
 from infra.dynamo.keys import account_pk, balance_sk, command_sk
 from infra.dynamo.trading_keys import (
     ASSET_META_SK,
@@ -26,9 +29,13 @@ from infra.dynamo.trading_keys import (
     order_log_sk,
     order_sk,
 )
-from infra.dynamo.transactions import commit_guarded
+from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
+from schemas.envelope import Envelope
 from schemas.money import decimal_to_str
 from schemas.trading import is_symbol
+
+# Four items per order (dedupe record, order, order log, event) and at most one holding it adds; the balance.
+_ITEMS_PER_ORDER: Final = 5
 
 
 def order_record(decision: OrderDecision) -> dict[str, Any]:
@@ -55,72 +62,98 @@ def order_record(decision: OrderDecision) -> dict[str, Any]:
 
 
 class DynamoTradingStore:
+    max_commands_per_account = (MAX_TRANSACTION_ITEMS - 1) // _ITEMS_PER_ORDER
+
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
 
-    def _get(self, pk: str, sk: str) -> dict[str, Any]:
-        return {"Get": {"TableName": self._table, "Key": {"PK": to_attr(pk), "SK": to_attr(sk)}}}
-
-    async def load(self, account_id: str, command_id: uuid.UUID, asset: str) -> LoadedOrderState:
-        pk = account_pk(account_id)
-        gets = [self._get(pk, command_sk(HANDLER, command_id)), self._get(pk, balance_sk())]
+    async def load(self, messages: Sequence[Envelope[Any]]) -> Snapshot[TradingAccount]:
         # A malformed symbol can name no asset, and must not become part of a key (DynamoDB would refuse
         # an oversized one, and the message would fail forever instead of being rejected).
-        tradable = is_symbol(asset)
-        if tradable:
-            gets += [
-                self._get(pk, holding_sk(asset)),
-                self._get(asset_pk(asset), ASSET_META_SK),
-                self._get(asset_pk(asset), ASSET_PRICE_SK),
-            ]
-        response = await self._client.transact_get_items(TransactItems=gets)  # type: ignore[arg-type]
-        items = [from_item(r.get("Item") or {}) for r in response["Responses"]]
-        record, balance = items[0], items[1]
-        holding, meta, price = items[2:] if tradable else ({}, {}, {})
-        state = OrderState(
-            account_exists=bool(balance),
-            available=as_decimal(balance.get("available")),
-            balance_version=int(balance.get("version", 0)),
-            holding=as_decimal(holding.get("quantity")),
-            holding_version=int(holding["version"]) if holding else None,
-            asset_known=bool(meta),
-            price=as_decimal(price["price"]) if price.get("price") is not None else None,
-        )
-        outcome = None
-        if record:
-            outcome = StoredOutcome(
-                topic=str(record["topic"]), events=tuple(str(e).encode() for e in record.get("events", []))
+        traded = {(m.account_id, m.payload.asset) for m in messages if is_symbol(m.payload.asset)}
+        assets = {asset for _, asset in traded}
+        keys = [
+            *((account_pk(m.account_id), balance_sk()) for m in messages),
+            *((account_pk(a), holding_sk(asset)) for a, asset in traded),
+            *((asset_pk(asset), sk) for asset in assets for sk in (ASSET_META_SK, ASSET_PRICE_SK)),
+            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in messages),
+        ]
+        found = await get_items(self._client, self._table, keys)
+        quotes = {asset: self._quote(found, asset) for asset in assets}
+        states: dict[str, TradingAccount] = {}
+        for account_id in {m.account_id for m in messages}:
+            pk = account_pk(account_id)
+            balance = found.get((pk, balance_sk()), {})
+            holdings = {
+                asset: Holding(as_decimal(item.get("quantity")), int(item["version"]))
+                for a, asset in traded
+                if a == account_id and (item := found.get((pk, holding_sk(asset))))
+            }
+            states[account_id] = TradingAccount(
+                exists=bool(balance),
+                available=as_decimal(balance.get("available")),
+                balance_version=int(balance.get("version", 0)),
+                holdings=holdings,
+                quotes=quotes,
             )
-        return LoadedOrderState(state=state, outcome=outcome)
+        outcomes = {
+            m.id: stored_outcome(record)
+            for m in messages
+            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
+        }
+        return Snapshot(states, outcomes)
 
-    async def commit(self, decision: OrderDecision, topic: str) -> CommitResult:
-        pk = account_pk(decision.account_id)
-        record = order_record(decision)
-        items: list[dict[str, Any]] = [
-            outcome_record(
-                self._table,
-                pk,
-                command_sk(HANDLER, decision.command_id),
-                topic=topic,
-                events=decision.events,
-                outcome="settled" if decision.settled else "rejected",
-                reason=decision.reason,
-            ),
-        ]
-        if decision.settled:
-            items += [self._balance_update(decision), self._holding_update(decision)]
-        items += [
-            self._put_new(pk, order_sk(decision.order_id), record),
-            self._put_new(pk, order_log_sk(decision.placed_at, decision.order_id), record),
-            *(
-                event_put(
-                    self._table, pk, e, history_version(decision.observed_balance_version, decision.settled)
-                )
-                for e in decision.events
-            ),
-        ]
-        return await commit_guarded(self._client, items)
+    @staticmethod
+    def _quote(found: dict[tuple[str, str], dict[str, Any]], asset: str) -> Quote:
+        price = found.get((asset_pk(asset), ASSET_PRICE_SK), {}).get("price")
+        return Quote(
+            known=(asset_pk(asset), ASSET_META_SK) in found,
+            price=as_decimal(price) if price is not None else None,
+        )
+
+    async def commit(
+        self, plans: Sequence[AccountPlan[TradingAccount, OrderDecision]], topic: str
+    ) -> frozenset[str]:
+        groups = [ItemGroup(plan.account_id, self._items(plan, topic)) for plan in plans]
+        return await write_groups(self._client, groups)
+
+    def _items(self, plan: AccountPlan[TradingAccount, OrderDecision], topic: str) -> list[dict[str, Any]]:
+        if len(plan.decisions) > self.max_commands_per_account:
+            raise ValueError(f"{len(plan.decisions)} orders for one account exceed one transaction")
+        pk = account_pk(plan.account_id)
+        items: list[dict[str, Any]] = []
+        fills = [d for d in plan.decisions if d.settled]
+        if fills:
+            items.append(self._balance_update(plan, fills))
+            items.extend(
+                self._holding_update(plan, asset, fills) for asset in dict.fromkeys(d.asset for d in fills)
+            )
+        for decision in plan.decisions:
+            record = order_record(decision)
+            items += [
+                outcome_record(
+                    self._table,
+                    pk,
+                    command_sk(HANDLER, decision.command_id),
+                    topic=topic,
+                    events=decision.events,
+                    outcome="settled" if decision.settled else "rejected",
+                    reason=decision.reason,
+                ),
+                self._put_new(pk, order_sk(decision.order_id), record),
+                self._put_new(pk, order_log_sk(decision.placed_at, decision.order_id), record),
+                *(
+                    event_put(
+                        self._table,
+                        pk,
+                        e,
+                        history_version(decision.observed_balance_version, decision.settled),
+                    )
+                    for e in decision.events
+                ),
+            ]
+        return items
 
     def _put_new(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -131,41 +164,46 @@ class DynamoTradingStore:
             }
         }
 
-    def _balance_update(self, decision: OrderDecision) -> dict[str, Any]:
-        assert decision.balance_version is not None and decision.leg is not None
-        assert decision.new_available is not None
-        minimum = decision.leg.cash if decision.side == "buy" else Decimal(0)
+    def _balance_update(
+        self, plan: AccountPlan[TradingAccount, OrderDecision], fills: Sequence[OrderDecision]
+    ) -> dict[str, Any]:
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": {"PK": to_attr(account_pk(decision.account_id)), "SK": to_attr(balance_sk())},
+                "Key": {"PK": to_attr(account_pk(plan.account_id)), "SK": to_attr(balance_sk())},
                 "UpdateExpression": "SET available = :new, version = :next",
                 "ConditionExpression": "version = :v AND available >= :minimum",
                 "ExpressionAttributeValues": {
-                    ":new": to_attr(decision.new_available),
-                    ":next": to_attr(decision.balance_version + 1),
-                    ":v": to_attr(decision.balance_version),
-                    ":minimum": to_attr(minimum),
+                    ":new": to_attr(plan.after.available),
+                    ":next": to_attr(plan.after.balance_version),
+                    ":v": to_attr(plan.before.balance_version),
+                    ":minimum": to_attr(
+                        least_start(-d.leg.cash if d.side == "buy" else d.leg.cash for d in fills if d.leg)
+                    ),
                 },
             }
         }
 
-    def _holding_update(self, decision: OrderDecision) -> dict[str, Any]:
-        assert decision.new_holding is not None
-        key = {"PK": to_attr(account_pk(decision.account_id)), "SK": to_attr(holding_sk(decision.asset))}
+    def _holding_update(
+        self, plan: AccountPlan[TradingAccount, OrderDecision], asset: str, fills: Sequence[OrderDecision]
+    ) -> dict[str, Any]:
+        before = plan.before.holdings.get(asset)
+        after = plan.after.holdings[asset]
+        key = {"PK": to_attr(account_pk(plan.account_id)), "SK": to_attr(holding_sk(asset))}
         values: dict[str, Any] = {
-            ":new": to_attr(decision.new_holding),
-            ":next": to_attr((decision.holding_version or 0) + 1),
-            ":asset": to_attr(decision.asset),
+            ":new": to_attr(after.quantity),
+            ":next": to_attr(after.version),
+            ":asset": to_attr(asset),
         }
-        if decision.holding_version is None:
+        if before is None:
             condition = "attribute_not_exists(version)"
         else:
             condition = "version = :v"
-            values[":v"] = to_attr(decision.holding_version)
-        if decision.side == "sell":
+            values[":v"] = to_attr(before.version)
+        least = least_start(d.quantity if d.side == "buy" else -d.quantity for d in fills if d.asset == asset)
+        if least > 0:
             condition += " AND quantity >= :q"
-            values[":q"] = to_attr(decision.quantity)
+            values[":q"] = to_attr(least)
         return {
             "Update": {
                 "TableName": self._table,

@@ -1,12 +1,11 @@
-"""Trading test support: in-memory stores, price ticks onto the `prices` topic, orders over HTTP, and
-resetting a consumer group's offsets (to replay a topic into a read model)."""
+"""Trading test support: in-memory stores (from tests/support/settlement.py), price ticks onto the
+`prices` topic, orders over HTTP, and resetting a consumer group's offsets (to replay a topic into a read
+model)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -14,111 +13,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.common.ports import CommitResult, StoredOutcome
-from consumers.common.ports import CommitResult as PositionCommit
-from consumers.portfolio.ports import LoadedPosition
-from consumers.portfolio.positions import Position, PositionDecision, PositionState
-from consumers.trading.decisions import OrderDecision, OrderState
-from consumers.trading.ports import LoadedOrderState
 from producers.prices.feed import tick_envelope
-from schemas.envelope import Envelope
 from schemas.topics import PRICES
 from tests.support.api import ApiUser
 from tests.support.kafka import send_raw
+from tests.support.settlement import FakePortfolioStore, FakeTradingStore
 
-# ------------------------------------------------------------------------------------------- fakes
-
-
-@dataclass
-class FakeTradingStore:
-    """The same contract as DynamoTradingStore, with its conditions checked at commit."""
-
-    balances: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
-    holdings: dict[tuple[str, str], tuple[Decimal, int]] = field(default_factory=dict)
-    # Known assets and their latest price (None: known, but no tick yet).
-    prices: dict[str, Decimal | None] = field(default_factory=dict)
-    outcomes: dict[uuid.UUID, StoredOutcome] = field(default_factory=dict)
-    orders: dict[uuid.UUID, OrderDecision] = field(default_factory=dict)
-    events: list[Envelope[Any]] = field(default_factory=list)
-    pending_conflicts: int = 0
-    commits: int = 0
-
-    def open_account(self, account_id: str, available: Decimal = Decimal(0)) -> None:
-        self.balances[account_id] = (available, 0)
-
-    async def load(self, account_id: str, command_id: uuid.UUID, asset: str) -> LoadedOrderState:
-        # A real store suspends here; so does this one, so that concurrent handlers interleave.
-        await asyncio.sleep(0)
-        balance = self.balances.get(account_id)
-        holding = self.holdings.get((account_id, asset))
-        state = OrderState(
-            account_exists=balance is not None,
-            available=balance[0] if balance else Decimal(0),
-            balance_version=balance[1] if balance else 0,
-            holding=holding[0] if holding else Decimal(0),
-            holding_version=holding[1] if holding else None,
-            asset_known=asset in self.prices,
-            price=self.prices.get(asset),
-        )
-        return LoadedOrderState(state=state, outcome=self.outcomes.get(command_id))
-
-    async def commit(self, decision: OrderDecision, topic: str) -> CommitResult:
-        await asyncio.sleep(0)
-        if decision.command_id in self.outcomes:
-            return "duplicate"
-        if self.pending_conflicts:
-            self.pending_conflicts -= 1
-            return "conflict"
-        if decision.settled:
-            assert decision.leg is not None and decision.new_available is not None
-            assert decision.new_holding is not None
-            available, version = self.balances[decision.account_id]
-            if version != decision.balance_version:
-                return "conflict"
-            if decision.side == "buy" and available < decision.leg.cash:
-                return "conflict"
-            key = (decision.account_id, decision.asset)
-            held = self.holdings.get(key)
-            if (held[1] if held else None) != decision.holding_version:
-                return "conflict"
-            if decision.side == "sell" and (held is None or held[0] < decision.quantity):
-                return "conflict"
-            self.balances[decision.account_id] = (decision.new_available, version + 1)
-            self.holdings[key] = (decision.new_holding, (held[1] if held else 0) + 1)
-        self.outcomes[decision.command_id] = StoredOutcome(
-            topic, tuple(e.to_bytes() for e in decision.events)
-        )
-        self.orders[decision.order_id] = decision
-        self.events.extend(decision.events)
-        self.commits += 1
-        return "committed"
-
-
-@dataclass
-class FakePortfolioStore:
-    positions: dict[tuple[str, str], tuple[Position, int]] = field(default_factory=dict)
-    outcomes: dict[uuid.UUID, StoredOutcome] = field(default_factory=dict)
-
-    async def load(self, account_id: str, asset: str, source_event_id: uuid.UUID) -> LoadedPosition:
-        current = self.positions.get((account_id, asset))
-        state = PositionState(
-            position=current[0] if current else Position(), version=current[1] if current else None
-        )
-        return LoadedPosition(state=state, outcome=self.outcomes.get(source_event_id))
-
-    async def commit(self, decision: PositionDecision, topic: str) -> PositionCommit:
-        if decision.source_event_id in self.outcomes:
-            return "duplicate"
-        key = (decision.account_id, decision.asset)
-        current = self.positions.get(key)
-        if (current[1] if current else None) != decision.expected_version:
-            return "conflict"
-        self.positions[key] = (decision.position, (decision.expected_version or 0) + 1)
-        self.outcomes[decision.source_event_id] = StoredOutcome(
-            topic, tuple(e.to_bytes() for e in decision.events)
-        )
-        return "committed"
-
+__all__ = ["FakePortfolioStore", "FakeTradingStore"]
 
 # ------------------------------------------------------------------------------------- real system
 

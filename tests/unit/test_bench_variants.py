@@ -9,7 +9,7 @@ from bench.variants import VARIANTS, Variant, VariantError, parse_definition, pa
 
 
 def test_known_variants_compare_one_at_a_time_with_the_default() -> None:
-    assert VARIANTS["one"].env == {"LEDGERFLOW_KAFKA_BATCH_MAX_RECORDS": "1"}
+    assert VARIANTS["one"].env == {"LEDGERFLOW_SETTLE_MODE": "one", "LEDGERFLOW_KAFKA_BATCH_MAX_RECORDS": "1"}
     assert VARIANTS["batched"].env == {}
 
 
