@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import structlog
 
 from consumers.common.settle import AccountPlan, Inbound
@@ -145,15 +146,23 @@ async def test_more_commands_than_one_transaction_holds_take_several_rounds_in_o
     assert store.balances["a"] == (Decimal(count), count)
 
 
-async def test_every_outcome_is_audited_with_its_own_command() -> None:
+async def test_every_outcome_is_audited_with_its_own_command(monkeypatch: pytest.MonkeyPatch) -> None:
     store = FakeLedgerStore()
     store.open_account("a")
     messages = [_deposit("a", "5"), _withdraw("a", "9")]
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        await _ports(store, FakePublisher()).settle(
-            [Inbound(m, {"trace_id": f"t{i}"}) for i, m in enumerate(messages)]
-        )
-    audited = [r for r in logs if r.get("audit")]
+    audited: list[dict[str, Any]] = []
+
+    def record(action: str, *, result: str, **fields: Any) -> None:
+        # The record as the log line would carry it: its fields plus the context bound around the call.
+        context = structlog.contextvars.get_contextvars()
+        audited.append({**context, **fields, "event": action, "result": result, "audit": True})
+
+    # Recorded at the call, not captured from the logger: structlog caches a configured logger on first
+    # use, so capturing its output depends on which test configured logging first.
+    monkeypatch.setattr("consumers.common.settle.audit", record)
+    await _ports(store, FakePublisher()).settle(
+        [Inbound(m, {"trace_id": f"t{i}"}) for i, m in enumerate(messages)]
+    )
     assert [(r["event"], r["result"], r["kind"]) for r in audited] == [
         ("command.completed", "settled", "deposit"),
         ("command.completed", "rejected", "withdrawal"),
