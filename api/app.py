@@ -20,11 +20,11 @@ from api.routes import admin, assets, auth, balance, cash, commands, health, ord
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory, DynamoAssets
 from infra.dynamo.client import dynamodb_client
+from infra.dynamo.command_statuses import DynamoCommandStatuses
 from infra.dynamo.idempotency_records import DynamoIdempotencyRecords
 from infra.dynamo.orders import DynamoOrders
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
 from infra.dynamo.revocations import DynamoRevocations
-from infra.dynamo.status_store import DynamoStatusStore
 from infra.kafka.producer import KafkaPublisher, make_api_producer
 from infra.logging import configure_logging
 from infra.redis import make_redis
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dynamodb=client,
                 redis=redis,
                 accounts=DynamoAccounts(client, settings.dynamodb_table),
-                statuses=DynamoStatusStore(client, settings.dynamodb_table),
+                statuses=DynamoCommandStatuses(client, settings.dynamodb_table),
                 commands=CommandPublisher(KafkaPublisher(producer)),
                 idempotency=IdempotencyStore(
                     redis,

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.problems import PROBLEM_JSON
 from infra.telemetry import current_trace_id, tracer
 
+# Counters and histograms need nothing more when the workers share their metrics (api/metrics.py).
 REQUESTS = Counter("ledgerflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("ledgerflow_http_request_seconds", "HTTP request latency", ["method", "route"])
 

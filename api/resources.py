@@ -12,9 +12,9 @@ from api.revocation import TokenDenylist
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory
 from infra.dynamo.client import DynamoDBClient
+from infra.dynamo.command_statuses import DynamoCommandStatuses
 from infra.dynamo.orders import DynamoOrders
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
-from infra.dynamo.status_store import DynamoStatusStore
 from infra.settings import Settings
 from producers.commands import CommandPublisher
 
@@ -25,7 +25,7 @@ class Resources:
     dynamodb: DynamoDBClient
     redis: Redis
     accounts: DynamoAccounts
-    statuses: DynamoStatusStore
+    statuses: DynamoCommandStatuses
     commands: CommandPublisher
     idempotency: IdempotencyStore
     denylist: TokenDenylist

@@ -452,7 +452,7 @@ async def _settle_only(
     paid for it), so every account is first funded once, and settled, by the ledger alone: the loaded
     commands then only depend on commands of their own topic and account, which are handled in order.
     """
-    await _fund(system, driver, tracker, log, apps=("ledger", "status"))
+    await _fund(system, driver, tracker, log, apps=("ledger",))
     producer = AIOKafkaProducer(
         bootstrap_servers=system.bootstrap, acks="all", enable_idempotence=False, linger_ms=5
     )
@@ -508,7 +508,7 @@ async def _fund(
 ) -> None:
     """One large deposit per account, awaited to its outcome, which the books then count as spendable:
     the mix is then the mix from the first second, not deposits until every account has some cash.
-    `apps` are started for it and stopped after (settle-only: the ledger and the status consumer)."""
+    `apps` are started for it and stopped after (settle-only: the ledger)."""
     system.start_apps(apps)
     limit = asyncio.Semaphore(16)
 

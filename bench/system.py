@@ -37,7 +37,7 @@ BENCH_ENV: Final[Mapping[str, str]] = {
     "LEDGERFLOW_PRICE_FEED": "off",
 }
 # Every consumer but the price feed; intake-only and settle-only runs start fewer, or later.
-SETTLING_APPS: Final = ("ledger", "status", "trading", "portfolio")
+SETTLING_APPS: Final = ("ledger", "trading", "portfolio")
 BASE_APPS: Final = ("api", "prices")
 SERVERS: Final = ("tansu", "dynamodb", "redis")
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
 
+from api.command_status import find_command
 from api.deps import CurrentAdmin, ResourcesDep
 from api.problems import ProblemError
 from infra.audit import audit
-from schemas.http import CommandStatus
 from schemas.money import decimal_to_str, to_cents
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -49,20 +48,9 @@ async def account(account_id: str, admin: CurrentAdmin, resources: ResourcesDep)
 async def command(command_id: str, admin: CurrentAdmin, resources: ResourcesDep) -> dict[str, Any]:
     """Any command's status, with the account it belongs to."""
     parsed = _uuid(command_id)
-    cached = await resources.redis.get(f"command:{parsed}")
-    owner = json.loads(cached)["account_id"] if cached else await resources.statuses.owner(parsed)
-    if owner is None:
+    found = await find_command(resources, parsed, None)
+    if found is None:
         raise _NOT_FOUND
-    item = await resources.statuses.get(owner, parsed)
-    if item is None:
-        accepted = json.loads(cached) if cached else {}
-        status = CommandStatus(
-            command_id=parsed,
-            kind=accepted.get("kind", "unknown"),
-            status="accepted",
-            accepted_at=accepted.get("accepted_at"),
-        )
-    else:
-        status = CommandStatus.model_validate(item)
+    owner, status = found
     audit("admin.read_command", account_id=admin.user_id, subject=str(parsed), result="ok")
     return {"account_id": owner, **status.model_dump(mode="json")}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from fastapi import APIRouter
 
+from api.command_status import find_command
 from api.deps import CurrentUser, ResourcesDep
 from api.problems import ProblemError
 from schemas.http import CommandStatus
@@ -23,19 +23,7 @@ async def command_status(command_id: str, user: CurrentUser, resources: Resource
         parsed = uuid.UUID(command_id)
     except ValueError:
         raise _NOT_FOUND from None
-    item = await resources.statuses.get(user.user_id, parsed)
-    if item is not None and item.get("accepted_at"):
-        return CommandStatus.model_validate(item)
-    # The intake's record: before the status consumer has seen the command, or while its read of the
-    # command topic lags behind the outcome event.
-    cached = await resources.redis.get(f"command:{parsed}")
-    accepted = json.loads(cached) if cached is not None else None
-    if accepted is not None and accepted.get("account_id") != user.user_id:
-        accepted = None
-    if item is not None:
-        return CommandStatus.model_validate({**item, "accepted_at": accepted and accepted["accepted_at"]})
-    if accepted is not None:
-        return CommandStatus(
-            command_id=parsed, kind=accepted["kind"], status="accepted", accepted_at=accepted["accepted_at"]
-        )
-    raise _NOT_FOUND
+    found = await find_command(resources, parsed, user.user_id)
+    if found is None:
+        raise _NOT_FOUND
+    return found[1]

@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from api import metrics as api_metrics
 from api.deps import ResourcesDep
 
 router = APIRouter(tags=["health"])
@@ -49,4 +50,5 @@ async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text for the whole API, every worker process summed (api/metrics.py)."""
+    return Response(api_metrics.latest(), media_type=CONTENT_TYPE_LATEST)

@@ -35,7 +35,10 @@ async def place_order(
     command = PlaceOrder(side=body.side, asset=symbol, quantity=body.quantity, type=body.type)
 
     async def within_bounds() -> None:
-        latest = await resources.assets.latest_price(symbol)
+        # The cached listing (a price at most `asset_cache_ttl_s` old) spares a read per order: the fill
+        # comes later, at whatever price is latest then, so a check can only ever be against a recent one.
+        cached = (await resources.assets.listing_prices()).get(symbol)
+        latest = cached or await resources.assets.latest_price(symbol)
         if latest is None:
             return
         settings = resources.settings

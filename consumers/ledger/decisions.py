@@ -65,6 +65,7 @@ class CashAccount:
 class CashDecision:
     command_id: uuid.UUID
     account_id: str
+    accepted_at: datetime
     kind: CashKind
     day: date
     amount: Decimal
@@ -102,6 +103,7 @@ def _reject(
     return CashDecision(
         command_id=command.id,
         account_id=command.account_id,
+        accepted_at=command.occurred_at,
         kind=kind,
         day=command_day(command),
         amount=amount,
@@ -127,6 +129,7 @@ def decide_deposit(
     return CashDecision(
         command_id=command.id,
         account_id=command.account_id,
+        accepted_at=command.occurred_at,
         kind="deposit",
         day=command_day(command),
         amount=amount,
@@ -154,6 +157,7 @@ def decide_withdrawal(
     return CashDecision(
         command_id=command.id,
         account_id=command.account_id,
+        accepted_at=command.occurred_at,
         kind="withdrawal",
         day=command_day(command),
         amount=amount,

@@ -37,8 +37,6 @@ from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.client import dynamodb_client
 from infra.settings import Settings
 from schemas.topics import (
-    BALANCE_EVENTS,
-    COMMAND_TOPICS,
     DEPOSIT_COMMANDS,
     ORDER_COMMANDS,
     ORDER_EVENTS,
@@ -48,8 +46,6 @@ from schemas.topics import (
 # Consumer groups and the topics each reads (see consumers/*/app.py).
 CONSUMER_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
     "ledger": (DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS),
-    "status": (BALANCE_EVENTS, ORDER_EVENTS),
-    "status-commands": COMMAND_TOPICS,
     "trading": (ORDER_COMMANDS,),
     "portfolio": (ORDER_EVENTS,),
 }
@@ -193,8 +189,8 @@ def replay_command(
 
 
 class ReadModel(StrEnum):
+    # A command's status needs no rebuild: it is the settlement's own outcome record.
     portfolio = "portfolio"
-    status = "status"
 
 
 @app.command("rebuild")
@@ -203,7 +199,7 @@ def rebuild_command(
 ) -> None:
     """Rebuild a read model from its topics, from the beginning, while the API keeps serving."""
     settings = _settings()
-    topics = rebuild.STATUS_TOPICS if model is ReadModel.status else rebuild.PORTFOLIO_TOPICS
+    topics = rebuild.PORTFOLIO_TOPICS
 
     async def run() -> rebuild.RebuildResult:
         ends = await rebuild.snapshot_ends(settings, topics)
@@ -212,17 +208,12 @@ def rebuild_command(
         with Progress(*columns, console=out, transient=False) as bar:
             task = bar.add_task(f"rebuild {model.value}", total=total)
             async with dynamodb_client(settings) as client:
-                if model is ReadModel.status:
-                    return await rebuild.rebuild_status(
-                        settings, client, ends, lambda n: bar.advance(task, n)
-                    )
                 return await rebuild.rebuild_portfolio(settings, client, ends, lambda n: bar.advance(task, n))
 
     result = _run(run())
-    what = "status updates" if model is ReadModel.status else "fills"
-    accounts = f" across {result.accounts} account(s)" if model is ReadModel.portfolio else ""
     out.print(
-        f"Rebuilt {model.value}: read {result.read} message(s), applied {result.applied} {what}{accounts}, "
+        f"Rebuilt {model.value}: read {result.read} message(s), applied {result.applied} fills "
+        f"across {result.accounts} account(s), "
         f"skipped {result.skipped} unreadable."
     )
 

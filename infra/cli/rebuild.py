@@ -1,21 +1,19 @@
 """Rebuilding a read model from its topics, from the beginning, while the API keeps serving.
 
-- `status`: every update is commutative and idempotent (`consumers.status.projection`), so replaying
-  the topics over the live items only ever rewrites what they already say or fills in what is
-  missing. A reader never sees a half-built status: each item is either untouched or complete.
-- `portfolio`: built aside in memory with the projection's own pure functions (`apply_fill`), then
-  switched account by account: one transaction per account replaces its positions, so a reader sees
-  either the old or the rebuilt portfolio of an account, never a mix. The fill dedupe records are
-  written too and the `portfolio` group's offsets are set to where the rebuild read up to, so the
-  restarted consumer continues exactly after it. Needs the portfolio consumer stopped.
+The portfolio is the one read model apart from the settlement that feeds it (a command's status is the
+ledger's or trading's own outcome record: nothing to rebuild). It is built aside in memory with the
+projection's own pure functions (`apply_fill`), then switched account by account: one transaction per
+account replaces its positions, so a reader sees either the old or the rebuilt portfolio of an account,
+never a mix. The fill dedupe records are written too and the `portfolio` group's offsets are set to where
+the rebuild read up to, so the restarted consumer continues exactly after it. Needs the portfolio
+consumer stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,20 +22,17 @@ from aiokafka import TopicPartition
 from consumers.common.inbound import MalformedMessage, parse_envelope
 from consumers.portfolio.positions import HANDLER as PORTFOLIO_HANDLER
 from consumers.portfolio.positions import Oversold, Position, PositionState, decide_position
-from consumers.status.projection import accepted_from_command, completed_from_event
 from infra.cli import broker
 from infra.cli.errors import CliError
 from infra.cli.replay import refuse_if_active
 from infra.dynamo.client import DynamoDBClient, from_item, to_attr, to_item
 from infra.dynamo.events import outcome_record
 from infra.dynamo.keys import account_pk, command_sk
-from infra.dynamo.status_store import DynamoStatusStore
 from infra.dynamo.trading_keys import POSITION_PREFIX, position_sk
 from infra.settings import Settings
-from schemas.commands import COMMAND_TYPES
 from schemas.envelope import Envelope, utc_now
-from schemas.events import ORDER_EVENT_TYPES, OUTCOME_EVENT_TYPES, OrderFilled
-from schemas.topics import BALANCE_EVENTS, COMMAND_TOPICS, ORDER_EVENTS, PORTFOLIO_EVENTS
+from schemas.events import ORDER_EVENT_TYPES, OrderFilled
+from schemas.topics import ORDER_EVENTS, PORTFOLIO_EVENTS
 
 Progress = Callable[[int], None]
 PORTFOLIO_GROUP = "portfolio"
@@ -59,57 +54,6 @@ async def snapshot_ends(settings: Settings, topics: list[str]) -> dict[TopicPart
         return await broker.topic_ends(consumer, [t for t in topics if t in existing], settings)
 
 
-async def rebuild_status(
-    settings: Settings,
-    client: DynamoDBClient,
-    ends: Mapping[TopicPartition, int],
-    progress: Progress,
-) -> RebuildResult:
-    store = DynamoStatusStore(client, settings.dynamodb_table)
-    result = RebuildResult()
-    limit = asyncio.Semaphore(_IN_FLIGHT)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def apply(update: Callable[[], Awaitable[None]]) -> None:
-        async with limit:
-            await update()
-        progress(1)
-
-    async with broker.reader(settings) as consumer:
-        async for record in broker.read_all(consumer, ends, settings):
-            result.read += 1
-            update = _status_update(store, record, settings)
-            if update is None:
-                result.skipped += 1
-                progress(1)
-                continue
-            result.applied += 1
-            task = asyncio.create_task(apply(update))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            if len(tasks) >= 4 * _IN_FLIGHT:
-                await asyncio.gather(*list(tasks))
-        await asyncio.gather(*list(tasks))
-    return result
-
-
-def _status_update(
-    store: DynamoStatusStore, record: Any, settings: Settings
-) -> Callable[[], Awaitable[None]] | None:
-    try:
-        if record.topic in COMMAND_TOPICS:
-            command = parse_envelope(record.value, COMMAND_TYPES, max_bytes=settings.kafka_max_message_bytes)
-            accepted = accepted_from_command(command, COMMAND_TYPES[command.type].KIND)
-            return lambda: store.record_accepted(accepted)
-        event = parse_envelope(record.value, OUTCOME_EVENT_TYPES, max_bytes=settings.kafka_max_message_bytes)
-    except MalformedMessage:
-        # Dead-lettered by the topic's own consumer; a status has nothing to learn from it.
-        return None
-    completed = completed_from_event(event)
-    return lambda: store.record_completed(completed)
-
-
-STATUS_TOPICS = [BALANCE_EVENTS, ORDER_EVENTS, *COMMAND_TOPICS]
 PORTFOLIO_TOPICS = [ORDER_EVENTS]
 
 

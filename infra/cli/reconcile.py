@@ -13,10 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item
-from infra.dynamo.keys import EVENT_PREFIX, balance_sk
+from infra.dynamo.keys import ACCOUNT_PREFIX, EVENT_PREFIX, balance_sk
 from infra.dynamo.trading_keys import HOLDING_PREFIX
 
-ACCOUNT_PREFIX = "ACCOUNT#"
 BALANCE_SK = balance_sk()
 
 

@@ -123,7 +123,7 @@ class AssetDirectory:
     """The API's view of the assets: the catalogue and a listing's prices cached for a short while.
 
     About 50 small items change every couple of seconds at most, so a per-process cache beats a read per
-    request; single-asset reads and order checks read the price itself, fresh.
+    request. Order checks use the cached prices too; a single asset's read reads its price fresh.
     """
 
     # Reference data changes only with a new release: cache it longer than prices.

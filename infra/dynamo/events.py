@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from consumers.common.ports import StoredOutcome
 from infra.dynamo.client import to_item
-from infra.dynamo.keys import event_sk
+from infra.dynamo.keys import COMMAND_INDEX_KEY, event_sk
 from schemas.envelope import Envelope, utc_now
 
 
@@ -20,22 +22,33 @@ def outcome_record(
     events: Sequence[Envelope[Any]],
     outcome: str,
     reason: str | None,
+    command: tuple[uuid.UUID, datetime] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dedupe guard: it exists once per (handler, command) and holds what to republish on redelivery."""
+    """The dedupe guard: it exists once per (handler, command) and holds what to republish on redelivery.
+
+    The record of a client's command (`command`: its id and when it was accepted) is also the command's
+    terminal status, which the API reads: no second write path, and indexed by the command id. `details`
+    are what else a reader looks up by the same id (an order's record), kept on the same item.
+    """
+    values: dict[str, Any] = {
+        **(details or {}),
+        "PK": pk,
+        "SK": sk,
+        "topic": topic,
+        "events": [e.to_json() for e in events],
+        "outcome": outcome,
+        "reason": reason,
+        "recorded_at": utc_now().isoformat(),
+    }
+    if command is not None:
+        command_id, accepted_at = command
+        values[COMMAND_INDEX_KEY] = str(command_id)
+        values["accepted_at"] = accepted_at.isoformat()
     return {
         "Put": {
             "TableName": table,
-            "Item": to_item(
-                {
-                    "PK": pk,
-                    "SK": sk,
-                    "topic": topic,
-                    "events": [e.to_json() for e in events],
-                    "outcome": outcome,
-                    "reason": reason,
-                    "recorded_at": utc_now().isoformat(),
-                }
-            ),
+            "Item": to_item(values),
             "ConditionExpression": "attribute_not_exists(PK)",
         }
     }

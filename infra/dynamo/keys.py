@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
+ACCOUNT_PREFIX = "ACCOUNT#"
+
 
 def account_pk(account_id: str) -> str:
-    return f"ACCOUNT#{account_id}"
+    return f"{ACCOUNT_PREFIX}{account_id}"
 
 
 def username_pk(username: str) -> str:
@@ -25,19 +27,18 @@ def daily_total_sk(kind: str, day: date) -> str:
     return f"DAILY#{kind}#{day.isoformat()}"
 
 
+def command_prefix(handler: str) -> str:
+    return f"COMMAND#{handler}#"
+
+
 def command_sk(handler: str, command_id: uuid.UUID) -> str:
-    return f"COMMAND#{handler}#{command_id}"
+    return f"{command_prefix(handler)}{command_id}"
 
 
-def command_owner_pk(command_id: uuid.UUID | str) -> str:
-    return f"COMMAND#{command_id}"
-
-
-OWNER_SK = "OWNER"
-
-
-def status_sk(command_id: uuid.UUID | str) -> str:
-    return f"STATUS#{command_id}"
+# A command's outcome record carries its id in this attribute, which keys a sparse index (keys only):
+# the admin's lookup by command id alone is one Query of that index, not a scan.
+COMMAND_INDEX = "command-id"
+COMMAND_INDEX_KEY = "outcome_of"
 
 
 EVENT_PREFIX = "EVENT#"

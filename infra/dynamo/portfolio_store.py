@@ -15,13 +15,13 @@ from consumers.common.settle import AccountPlan, Snapshot
 from consumers.portfolio.positions import HANDLER, Position, PositionDecision, Positions, PositionState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
 from infra.dynamo.events import outcome_record, stored_outcome
-from infra.dynamo.keys import account_pk, command_sk
+from infra.dynamo.keys import account_pk, command_prefix, command_sk
 from infra.dynamo.trading_keys import POSITION_PREFIX, position_sk
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
 from schemas.envelope import Envelope
 from schemas.events import OrderFilled
 
-_DEDUPE_PREFIX = f"COMMAND#{HANDLER}#"
+_DEDUPE_PREFIX = command_prefix(HANDLER)
 
 
 def _plain(value: Decimal) -> Decimal:

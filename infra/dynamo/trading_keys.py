@@ -4,7 +4,8 @@
 - `ASSET#<SYM> / PRICE`    the latest price, written only by a newer tick (the prices consumer).
 - `ASSETS / ASSET#<SYM>`   the catalogue: one Query lists every asset, so listing needs no Scan.
 - `ACCOUNT#<id> / HOLDING#<SYM>`              what trading settles against (quantity, version).
-- `ACCOUNT#<id> / ORDER#<order id>`           the order record, read by id.
+- `ACCOUNT#<id> / COMMAND#trading#<order id>` the order record, read by id (on trading's outcome record;
+                                              `ORDER#<order id>` for orders settled before).
 - `ACCOUNT#<id> / ORDERLOG#<placed at>#<id>`  a copy keyed by time, so "newest first" is one Query.
 - `ACCOUNT#<id> / POSITION#<SYM>`             the portfolio projection (quantity, average cost, P&L).
 """
@@ -37,7 +38,7 @@ def holding_sk(symbol: str) -> str:
     return f"{HOLDING_PREFIX}{symbol}"
 
 
-def order_sk(order_id: uuid.UUID | str) -> str:
+def legacy_order_sk(order_id: uuid.UUID | str) -> str:
     return f"{ORDER_PREFIX}{order_id}"
 
 

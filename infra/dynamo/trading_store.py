@@ -27,15 +27,15 @@ from infra.dynamo.trading_keys import (
     asset_pk,
     holding_sk,
     order_log_sk,
-    order_sk,
 )
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
 from schemas.envelope import Envelope
 from schemas.money import decimal_to_str
 from schemas.trading import is_symbol
 
-# Four items per order (dedupe record, order, order log, event) and at most one holding it adds; the balance.
-_ITEMS_PER_ORDER: Final = 5
+# Three items per order (the dedupe record, which holds the order; the order log; the event) and at most
+# one holding it adds; the balance.
+_ITEMS_PER_ORDER: Final = 4
 
 
 def order_record(decision: OrderDecision) -> dict[str, Any]:
@@ -140,8 +140,9 @@ class DynamoTradingStore:
                     events=decision.events,
                     outcome="settled" if decision.settled else "rejected",
                     reason=decision.reason,
+                    command=(decision.command_id, decision.placed_at),
+                    details=record,
                 ),
-                self._put_new(pk, order_sk(decision.order_id), record),
                 self._put_new(pk, order_log_sk(decision.placed_at, decision.order_id), record),
                 *(
                     event_put(

@@ -9,24 +9,26 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TextIO
 
+from infra.local.control import pid_alive
 from infra.local.install import PROJECT_ROOT
 from infra.settings import Settings
 
 # FastStream apps, "name": "module:app". Add a line per consumer (trading, portfolio, prices, ...).
 CONSUMER_APPS: Final[Mapping[str, str]] = {
     "ledger": "consumers.ledger.app:app",
-    "status": "consumers.status.app:app",
     "trading": "consumers.trading.app:app",
     "portfolio": "consumers.portfolio.app:app",
     "prices": "consumers.prices.app:app",
@@ -34,6 +36,9 @@ CONSUMER_APPS: Final[Mapping[str, str]] = {
     "price-feed": "producers.prices.app:app",
 }
 API_FACTORY: Final = "api.app:create_app"
+# Where the API's workers share their metrics (api/metrics.py): one new directory per launch.
+METRICS_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX: Final = "ledgerflow-api-metrics-"
 
 _PR_SET_PDEATHSIG: Final = 1
 _COLOURS: Final = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
@@ -59,16 +64,49 @@ def app_processes(settings_port: int, api_workers: int | None = None) -> list[Ap
     The API runs `api_workers` processes (default: `LEDGERFLOW_API_WORKERS` from this environment) and
     writes no access-log line per request: the metrics count requests, the audit trail records who did
     what, and a line per request would be most of the log's volume (and a share of the CPU) under load.
+    More than one worker runs under `serve_api` (`python -m infra.local.processes`), so that `/metrics`
+    counts the requests of them all.
     """
     workers = api_workers if api_workers is not None else Settings().api_workers
-    uvicorn = [sys.executable, "-m", "uvicorn", API_FACTORY, "--factory", "--no-access-log"]
-    uvicorn += ["--workers", str(workers)]
-    api = AppProcess("api", [*uvicorn, "--host", "127.0.0.1", "--port", str(settings_port)])
+    runner = ["-m", "infra.local.processes"] if workers > 1 else ["-m", "uvicorn"]
+    uvicorn = [API_FACTORY, "--factory", "--no-access-log", "--workers", str(workers)]
+    uvicorn += ["--host", "127.0.0.1", "--port", str(settings_port)]
+    api = AppProcess("api", [sys.executable, *runner, *uvicorn])
     consumers = [
         AppProcess(name, [sys.executable, "-m", "faststream", "run", target])
         for name, target in CONSUMER_APPS.items()
     ]
     return [api, *consumers]
+
+
+def serve_api(uvicorn_args: Sequence[str]) -> None:
+    """Run uvicorn in this process with its workers sharing their metrics through a new directory.
+
+    prometheus_client's multiprocess mode wants `PROMETHEUS_MULTIPROC_DIR` empty before the workers
+    start, so every launch (a restart included) gets a directory of its own, removed when uvicorn
+    returns. uvicorn's workers are spawned, so they inherit the variable set here.
+    """
+    import uvicorn  # the runner itself never needs it
+
+    with fresh_metrics_dir() as path:
+        os.environ[METRICS_DIR_ENV] = str(path)
+        uvicorn.main.main(args=list(uvicorn_args), prog_name="uvicorn")
+
+
+@contextlib.contextmanager
+def fresh_metrics_dir(parent: Path | None = None) -> Iterator[Path]:
+    """A new, empty directory named after this process, deleted on exit; first, the ones left behind by
+    launchers that were killed (SIGKILL skips the clean-up) are deleted."""
+    parent = parent if parent is not None else Path(tempfile.gettempdir())
+    for stale in parent.glob(f"{METRICS_DIR_PREFIX}*"):
+        owner = stale.name.removeprefix(METRICS_DIR_PREFIX).partition("-")[0]
+        if owner.isdigit() and not pid_alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _load_prctl() -> Callable[..., Any] | None:
@@ -258,3 +296,7 @@ class Supervisor:
             except (OSError, ValueError):
                 return False
         return True
+
+
+if __name__ == "__main__":
+    serve_api(sys.argv[1:])

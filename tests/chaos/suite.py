@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -26,6 +27,8 @@ import httpx
 from infra.cli import broker
 from infra.cli.main import CONSUMER_GROUPS
 from infra.dynamo.client import as_decimal, dynamodb_client, from_item
+from infra.dynamo.command_statuses import STATUS_HANDLERS, status_of
+from infra.dynamo.keys import command_prefix
 from infra.local.install import PROJECT_ROOT
 from infra.local.processes import AppProcess, Supervisor, app_processes
 from infra.local.services import LocalServices, free_port
@@ -335,7 +338,7 @@ def _kill_loop(
 
 def _replayed_groups(specs: dict[str, AppProcess]) -> dict[str, list[str]]:
     """The groups that read command topics, with those topics: every command is handled again."""
-    running = {"ledger": "ledger", "status-commands": "status", "trading": "trading"}
+    running = {"ledger": "ledger", "trading": "trading"}
     return {
         group: [t for t in CONSUMER_GROUPS[group] if t in COMMAND_TOPICS]
         for group, process in running.items()
@@ -387,10 +390,14 @@ async def _wait_groups_empty(settings: Settings, groups: list[str], timeout_s: f
 
 
 async def _statuses(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every client command's terminal status, from the outcome records the API reads it from."""
     found: dict[str, dict[str, Any]] = {}
     async with dynamodb_client(settings) as client:
-        async for item in _scan(client, settings.dynamodb_table, "STATUS#"):
-            found[str(item["SK"]).removeprefix("STATUS#")] = item
+        for handler in STATUS_HANDLERS:
+            prefix = command_prefix(handler)
+            async for item in _scan(client, settings.dynamodb_table, prefix):
+                command_id = uuid.UUID(str(item["SK"]).removeprefix(prefix))
+                found[str(command_id)] = status_of(command_id, item).model_dump(mode="json")
     return found
 
 
@@ -420,8 +427,11 @@ async def _wait_terminal(settings: Settings, sent: list[Sent], timeout_s: float)
 
 
 async def _wait_drained(settings: Settings, timeout_s: float) -> None:
-    """Every group's committed offset at the end of every partition it reads, twice in a row."""
+    """Every group's committed offset at the end of every partition it reads, twice in a row; fails
+    once the lag has not shrunk for `timeout_s` (a replay settled one command per transaction takes
+    minutes, and is fine as long as it moves)."""
     deadline = time.monotonic() + timeout_s
+    least_lag: int | None = None
     quiet = 0
     async with broker.admin_client(settings) as admin, broker.reader(settings) as consumer:
         topics = set(await broker.list_topics(admin))
@@ -444,8 +454,10 @@ async def _wait_drained(settings: Settings, timeout_s: float) -> None:
             quiet = quiet + 1 if lag == 0 else 0
             if quiet >= 2:
                 return
+            if least_lag is None or lag < least_lag:
+                least_lag, deadline = lag, time.monotonic() + timeout_s
             await asyncio.sleep(1)
-    raise RuntimeError(f"the consumers did not drain within {timeout_s:g} s")
+    raise RuntimeError(f"the consumers' lag stayed at {least_lag} or more for {timeout_s:g} s")
 
 
 async def _verify(settings: Settings, sent: list[Sent], figures: Figures) -> None:

@@ -43,7 +43,6 @@ async def test_lag_shows_the_running_groups(system: RunningSystem, user: ApiUser
     result = await cli("lag")
     assert result.exit_code == 0, result.stderr
     assert "ledger" in result.stdout and DEPOSIT_COMMANDS in result.stdout
-    assert "status-commands" in result.stdout
     assert "Total lag:" in result.stdout
 
 
@@ -225,17 +224,6 @@ async def test_reconcile_passes_then_fails_on_a_corrupted_balance(
     assert broken.exit_code == 1
     assert user.account_id in broken.stdout and "24.50" in broken.stdout and "25.50" in broken.stdout
     assert (await cli("reconcile")).exit_code == 0
-
-
-async def test_rebuild_status_keeps_every_status(system: RunningSystem, user: ApiUser) -> None:
-    command_id = await user.deposit("7.00")
-    before = await user.wait_for(command_id)
-    result = await cli("rebuild", "status", timeout_s=300)
-    assert result.exit_code == 0, result.stderr
-    assert "Rebuilt status" in result.stdout
-    after = (await user.get(f"/v1/commands/{command_id}")).json()
-    assert after["status"] == before["status"] == "settled"
-    assert after["result"] == before["result"]
 
 
 async def test_rebuild_portfolio_refuses_while_its_consumer_runs(system: RunningSystem) -> None:

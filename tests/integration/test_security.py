@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from redis.asyncio import Redis
 
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.client import dynamodb_client
@@ -157,6 +158,31 @@ async def test_admin_reads_are_for_admins_only(
     # Nothing else is special: an admin's own balance is their own, and others' commands stay 404 there.
     assert await admin.balance() == "0.00"
     assert (await admin.get(f"/v1/commands/{command_id}")).status_code == 404
+
+
+async def test_command_status_outlives_the_intake_cache(
+    http: httpx.AsyncClient, user: ApiUser, settings: Settings
+) -> None:
+    """With the intake's Redis record gone (a Redis that lost its data), the status of a settled command
+    is still the settlement's outcome record: for its owner by key, for an admin through the index."""
+    command_id = (await user.settle("/v1/withdrawals", "1.00"))["command_id"]
+    before = (await user.get(f"/v1/commands/{command_id}")).json()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        assert await redis.delete(f"command:{command_id}") == 1
+    finally:
+        await redis.aclose()
+    after = (await user.get(f"/v1/commands/{command_id}")).json()
+    assert after == before
+    assert after["status"] == "rejected" and after["reason"] == "insufficient_funds"
+    assert after["accepted_at"] is not None and after["completed_at"] is not None
+    stranger = await register(http)
+    assert (await stranger.get(f"/v1/commands/{command_id}")).status_code == 404
+    await _promote(settings, stranger.username)
+    login = await http.post("/v1/auth/login", json={"username": stranger.username, "password": PASSWORD})
+    stranger.token = login.json()["access_token"]
+    command = (await stranger.get(f"/v1/admin/commands/{command_id}")).json()
+    assert command == {"account_id": user.account_id, **before}
 
 
 async def test_commands_are_rate_limited_per_user(strict_api: str) -> None:

@@ -20,8 +20,8 @@ from consumers.ledger.ports import LedgerStore
 from consumers.trading.decisions import TradingRules, apply_order
 from consumers.trading.ports import TradingStore
 from infra.dynamo.client import DynamoDBClient, as_decimal, dynamodb_client, from_item, to_attr, to_item
-from infra.dynamo.keys import account_pk, balance_sk
-from infra.dynamo.ledger_store import DynamoLedgerStore
+from infra.dynamo.keys import account_pk, balance_sk, daily_total_sk
+from infra.dynamo.ledger_store import DynamoLedgerStore, daily_attribute
 from infra.dynamo.table import ensure_table
 from infra.dynamo.trading_keys import ASSET_META_SK, ASSET_PRICE_SK, asset_pk, holding_sk
 from infra.dynamo.trading_store import DynamoTradingStore
@@ -338,3 +338,38 @@ async def test_a_moved_holding_or_balance_refuses_fills_but_not_rejections(backe
     # The rejection was true of the balance it read, so it stands; the fill was decided on a stale one.
     assert await _settle_orders(backend, messages, between=meanwhile) == frozenset({filled})
     assert await backend.holding(filled, asset) is None
+
+
+# ------------------------------------------------------------------------- DynamoDB layout only
+
+
+async def test_daily_totals_live_on_the_balance_item_and_older_counters_still_count(
+    settings: Settings,
+) -> None:
+    """Totals counted by a `DAILY#` item (before they moved onto the balance item) are not forgotten."""
+    async with dynamodb_client(settings) as client:
+        await ensure_table(client, settings.dynamodb_table)
+        backend = DynamoBackend(client, settings.dynamodb_table)
+        account = _account()
+        await backend.open_account(account, "0")
+        over = _cash("deposit", account, "20")
+        day = over.occurred_at.astimezone(UTC).date()
+        await client.put_item(
+            TableName=settings.dynamodb_table,
+            Item=to_item(
+                {"PK": account_pk(account), "SK": daily_total_sk("deposit", day), "total": Decimal(9990)}
+            ),
+        )
+        settled = await _settle_cash(backend, [over])
+        assert settled.plans[0].decisions[0].reason == "daily_limit_exceeded"
+        within = _cash("deposit", account, "10")
+        settled = await _settle_cash(backend, [within])
+        assert settled.refused == frozenset() and settled.plans[0].decisions[0].settled
+        item = await client.get_item(
+            TableName=settings.dynamodb_table,
+            Key={"PK": to_attr(account_pk(account)), "SK": to_attr(balance_sk())},
+            ConsistentRead=True,
+        )
+        balance = from_item(item["Item"])
+        assert balance[daily_attribute("deposit", day)] == Decimal(10000)
+        assert (await backend.ledger.load([over])).states[account].daily == {("deposit", day): Decimal(10000)}

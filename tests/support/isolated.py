@@ -22,7 +22,7 @@ from infra.local.services import LocalServices, free_port
 from infra.provision import provision
 from infra.settings import Settings
 
-DEFAULT_APPS = ("api", "ledger", "status")
+DEFAULT_APPS = ("api", "ledger")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from consumers.common.ports import StoredOutcome
 from consumers.common.settle import AccountPlan, Snapshot
-from consumers.ledger.decisions import CashAccount, CashDecision, CashKind, command_day
+from consumers.ledger.decisions import CashAccount, CashDecision, CashKind
 from consumers.portfolio.positions import Position, PositionDecision, Positions, PositionState
 from consumers.trading.decisions import Holding, OrderDecision, Quote, TradingAccount
 from infra.dynamo.ledger_store import DynamoLedgerStore
@@ -51,8 +51,8 @@ class FakeLedgerStore:
         states: dict[str, CashAccount] = {}
         for account_id in {m.account_id for m in messages}:
             balance = self.balances.get(account_id)
-            wanted = {(_kind(m), command_day(m)) for m in messages if m.account_id == account_id}
-            counters = {c: self.daily[(account_id, *c)] for c in wanted if (account_id, *c) in self.daily}
+            # Like the balance item, which holds every day's totals: all of the account's.
+            counters = {(kind, day): total for (a, kind, day), total in self.daily.items() if a == account_id}
             states[account_id] = CashAccount(
                 exists=balance is not None,
                 available=balance[0] if balance else Decimal(0),

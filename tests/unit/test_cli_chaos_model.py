@@ -72,7 +72,7 @@ def test_the_fault_plan_kills_every_consumer_and_server_and_the_api() -> None:
 
     from tests.chaos.suite import SERVERS, ChaosConfig, _fault_plan
 
-    consumers = ["ledger", "status", "trading", "portfolio", "prices"]
+    consumers = ["ledger", "trading", "portfolio", "prices"]
     config = ChaosConfig(kills=8, server_kills=4, api_kills=2)
     plan = _fault_plan(config, random.Random(7), consumers, with_api=True)
     kinds = [fault.kind for fault in plan]

@@ -41,8 +41,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = ROOT / "infra" / "deploy" / "compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
-APP_SERVICES = ("api", "ledger", "status", "trading", "portfolio", "prices")
-CONSUMERS = ("ledger", "status", "trading", "portfolio")
+APP_SERVICES = ("api", "ledger", "trading", "portfolio", "prices")
+CONSUMERS = ("ledger", "trading", "portfolio")
 # Modules that compose.yaml already runs but that are still being written. Their top-level package
 # must exist; the module itself may not yet. Remove an entry once its module lands.
 PENDING_MODULES: frozenset[str] = frozenset()
