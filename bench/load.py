@@ -114,8 +114,9 @@ class Tracker:
 
     def give_up(self) -> None:
         """The commands still pending will not be waited for any more: count them as unsettled."""
-        for planned, sent_at, future in self._pending.values():
+        for command_id, (planned, sent_at, future) in self._pending.items():
             self._recorded.unsettled.append(sent_at)
+            self._recorded.unsettled_ids.append(command_id)
             self._workload.settle(planned, False)
             if not future.done():
                 future.cancel()

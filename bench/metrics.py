@@ -90,6 +90,8 @@ class Recorded:
     outcomes: list[Outcome] = field(default_factory=list)
     # Accepted commands (202) still without an outcome when the run gave up waiting.
     unsettled: list[float] = field(default_factory=list)
+    # Their command ids, so that one accepted and never settled can be looked for in the logs.
+    unsettled_ids: list[str] = field(default_factory=list)
 
 
 def summarize(recorded: Recorded, window: Window) -> dict[str, Any]:
@@ -111,6 +113,7 @@ def summarize(recorded: Recorded, window: Window) -> dict[str, Any]:
         "rejected": sum(1 for o in finished if not o.settled),
         "outcomes_by_kind": dict(sorted(Counter(o.kind for o in finished).items())),
         "unsettled": sum(1 for t in recorded.unsettled if t in window),
+        "unsettled_ids": recorded.unsettled_ids[:20],
         "post_latency": latency_summary([p.latency_s for p in accepted]),
         "settle_latency": latency_summary([o.latency_s for o in sent_in_window]),
     }

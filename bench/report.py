@@ -82,6 +82,7 @@ def variant_block(name: str, figures: Mapping[str, Any]) -> str:
         f"settled/s {number(lookup(figures, ('settled_per_s',)))}, "
         f"outcomes {figures.get('outcomes')} ({figures.get('rejected')} rejected), "
         f"unsettled {figures.get('unsettled')}, POST statuses {figures.get('post_statuses')}",
+        *([f"  UNSETTLED command ids: {' '.join(ids)}"] if (ids := figures.get("unsettled_ids")) else []),
         f"  POST latency ms: {_percentiles(post)}",
         f"  POST->settled ms: {_percentiles(settle)}",
         f"  per {figures.get('per_command_basis', 'command')}: "

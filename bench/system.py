@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from infra.local.config import java_opts
 from infra.local.processes import AppProcess, Supervisor, app_processes
-from infra.local.services import LocalServices, free_port
+from infra.local.services import DYNAMODB_JAVA_OPTS, LocalServices, free_port
 from infra.provision import provision
 from infra.settings import Settings
 
@@ -101,6 +102,8 @@ def started_system(log_dir: Path, variant_env: Mapping[str, str], apps: tuple[st
         redis_port=free_port(),
         log_dir=log_dir,
         reuse_running_redis=False,
+        # A variant may run DynamoDB Local's JVM with other options (the JIT's share of its CPU).
+        dynamodb_java_opts=java_opts(variant_env) or DYNAMODB_JAVA_OPTS,
     )
     with services, (log_dir / "apps.log").open("w", buffering=1) as app_log:
         env = {

@@ -7,12 +7,14 @@ override them to run beside the first one.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from infra.local.install import PROJECT_ROOT
+from infra.local.services import DYNAMODB_JAVA_OPTS
 
 DEFAULT_DATA_DIR: Final = PROJECT_ROOT / ".data"
 # The control folder `make run` and `ledgerflow local` share (see infra/local/control.py).
@@ -34,6 +36,7 @@ class LocalConfig:
     data_dir: Path = DEFAULT_DATA_DIR
     # False: every server keeps its data in memory only, as the test fixtures do.
     durable: bool = True
+    dynamodb_java_opts: tuple[str, ...] = DYNAMODB_JAVA_OPTS
 
     @property
     def control_dir(self) -> Path:
@@ -54,7 +57,17 @@ class LocalConfig:
             objectstore_port=_port(env, "OBJECTSTORE_PORT", defaults.objectstore_port),
             data_dir=Path(data_dir).resolve() if data_dir else defaults.data_dir,
             durable=storage == "durable",
+            dynamodb_java_opts=java_opts(env) or defaults.dynamodb_java_opts,
         )
+
+
+def java_opts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """`LEDGERFLOW_LOCAL_DYNAMODB_JAVA_OPTS` split as a shell would; empty when unset."""
+    text = env.get(f"{_PREFIX}DYNAMODB_JAVA_OPTS", "")
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise LocalConfigError(f"{_PREFIX}DYNAMODB_JAVA_OPTS cannot be split into options: {exc}") from exc
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -114,6 +114,7 @@ def main() -> int:
         dynamodb_port=config.dynamodb_port,
         redis_port=config.redis_port,
         data_dir=config.data_dir if config.durable else None,
+        dynamodb_java_opts=config.dynamodb_java_opts,
         objectstore_port=config.objectstore_port,
     )
     control = ControlFolder(config.control_dir)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +47,11 @@ log = structlog.get_logger(__name__)
 HOST: Final = "127.0.0.1"
 STOP_GRACE_S: Final = 5.0
 DURABLE_FETCH_MAX_WAIT_MS: Final = 100
+# DynamoDB Local's JVM on a 2-core box: the C1 compiler only, and the serial collector. C2 spent about a
+# third of the server's CPU compiling during a one-minute benchmark, competing with every other process
+# for the two cores; with C1 the server needed about 30 % less CPU per settled command (README, `make
+# bench`). LEDGERFLOW_LOCAL_DYNAMODB_JAVA_OPTS replaces these.
+DYNAMODB_JAVA_OPTS: Final = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 # The bucket Tansu keeps its topics, batches, watermarks and group offsets in.
 TANSU_BUCKET: Final = "tansu"
 # Variables Tansu reads as defaults for its flags or extras; the caller's values must not leak in.
@@ -214,6 +219,7 @@ class LocalServices:
         reuse_running_redis: bool = True,
         data_dir: Path | None = None,
         objectstore_port: int | None = None,
+        dynamodb_java_opts: Sequence[str] = DYNAMODB_JAVA_OPTS,
     ) -> None:
         ports = {"kafka": kafka_port, "dynamodb": dynamodb_port, "redis": redis_port}
         if data_dir is not None:
@@ -229,6 +235,7 @@ class LocalServices:
         self.cache_dir = cache_dir
         self.log_dir = log_dir if log_dir is not None else cache_dir / "logs"
         self.reuse_running_redis = reuse_running_redis
+        self.dynamodb_java_opts = tuple(dynamodb_java_opts)
         self.reused_redis = False
         self.startup_s: float | None = None
         self._servers: dict[str, _Server] = {}
@@ -424,6 +431,7 @@ class LocalServices:
         argv = [
             str(java_binary()),
             "-Xmx512m",
+            *self.dynamodb_java_opts,
             f"-Djava.library.path={directory / 'DynamoDBLocal_lib'}",
             "-jar",
             str(directory / DYNAMODB_JAR),
