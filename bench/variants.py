@@ -27,9 +27,15 @@ VARIANTS: Final[Mapping[str, Variant]] = {
             "one command per transaction, one record per fetch",
         ),
         Variant(
+            "partition",
+            {"LEDGERFLOW_SETTLE_MODE": "partition"},
+            "each partition's fetched records settled together, coalesced per account",
+        ),
+        Variant(
             "batched",
             {},
-            "the defaults: a partition's fetched records (up to 100) settled together, coalesced per account",
+            "the defaults: a fetch's records (up to 100, all its partitions) settled together, coalesced "
+            "per account",
         ),
     )
 }

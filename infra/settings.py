@@ -30,10 +30,11 @@ class Settings(BaseSettings):
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     # Records a consumer fetches at once: its partitions are then handled concurrently, each in order.
     kafka_batch_max_records: int = Field(default=100, ge=1, le=10_000)
-    # How ledger, trading and portfolio settle a partition's fetched records: together (one read of all
-    # their accounts, one coalesced write per account, as few transactions as the limits allow) or one
-    # command per transaction. Both are exactly-once (consumers/common/settle.py).
-    settle_mode: Literal["batched", "one"] = "batched"
+    # How ledger, trading and portfolio settle fetched records: a fetch's records together, across its
+    # partitions (one read of all their accounts, one coalesced write per account, as few transactions
+    # as the limits allow); each partition's records together (`partition`); or one command per
+    # transaction. All are exactly-once (consumers/common/settle.py, consumers/common/combine.py).
+    settle_mode: Literal["batched", "partition", "one"] = "batched"
 
     # DynamoDB (an endpoint URL points at DynamoDB Local; None means AWS itself)
     dynamodb_endpoint_url: str | None = "http://127.0.0.1:8000"

@@ -6,9 +6,10 @@ A handler that keeps failing otherwise (a bug) is given up after `handler_max_at
 dead-lettered and, where an account's order matters, the account quarantined (consumers.common.quarantine).
 Anything else unexpected is not committed: the message is sought back and redelivered.
 
-Ledger, trading and portfolio settle a partition's records together by default (`settle_mode=batched`,
-`process_partition`): parsing and the quarantine gate stay per record, and a batch that fails for a
-reason other than a transient fault is handled again record by record through the path above.
+Ledger, trading and portfolio settle a fetch's records together by default (`settle_mode=batched`,
+`process_partition` per partition, whose runs `CombinedSettle` settles as one): parsing and the
+quarantine gate stay per record, and a batch that fails for a reason other than a transient fault is
+handled again record by record through the path above.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opentelemetry.trace import Span
 from pydantic import BaseModel
 
 from consumers.common.attempts import HandlerGaveUp, attempt_bounded
+from consumers.common.combine import CombinedSettle, SettleBatch
 from consumers.common.dead_letters import RawSender, dead_letter
 from consumers.common.inbound import MalformedMessage, parse_envelope
 from consumers.common.quarantine import (
@@ -126,7 +128,6 @@ async def process_record(
             )
 
 
-SettleBatch = Callable[[Sequence[Inbound]], Awaitable[object]]
 
 
 async def process_partition(
@@ -458,7 +459,8 @@ class ConsumerRuntime(Generic[PortsT]):
     ) -> None:
         """Handles a fetched batch: each partition's records in order, the partitions concurrently.
 
-        With `settle_batch` and `settle_mode=batched`, a partition's records are settled together
+        With `settle_batch` and `settle_mode=batched`, the partitions' runs are settled together
+        (`CombinedSettle`); with `settle_mode=partition`, each partition's on its own
         (`process_partition`); otherwise one at a time by `handle`.
 
         FastStream commits only after this returns, i.e. after every record of the batch is done. If one
@@ -474,18 +476,30 @@ class ConsumerRuntime(Generic[PortsT]):
         def accepted_for(record: ConsumerRecord[bytes, bytes]) -> Mapping[str, type[BaseModel]]:
             return accepted(record) if callable(accepted) else accepted
 
+        # The partitions' runs are settled together: one read and one write per fetch, not per partition.
+        mode = self.settings.settle_mode
+        combined = (
+            CombinedSettle(settle_batch, len(by_partition))
+            if settle_batch is not None and mode == "batched"
+            else None
+        )
+
         async def in_order(partition_records: list[ConsumerRecord[bytes, bytes]]) -> None:
-            if settle_batch is not None and self.settings.settle_mode == "batched":
-                await process_partition(
-                    partition_records,
-                    group=self.group,
-                    accepted=accepted_for,
-                    handle=handle,
-                    settle_batch=settle_batch,
-                    sender=self.publisher,
-                    settings=self.settings,
-                    gate=self.gate,
-                )
+            if settle_batch is not None and mode != "one":
+                try:
+                    await process_partition(
+                        partition_records,
+                        group=self.group,
+                        accepted=accepted_for,
+                        handle=handle,
+                        settle_batch=combined or settle_batch,
+                        sender=self.publisher,
+                        settings=self.settings,
+                        gate=self.gate,
+                    )
+                finally:
+                    if combined is not None:
+                        combined.partition_done()
                 return
             for record in partition_records:
                 await process_record(
