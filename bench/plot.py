@@ -17,6 +17,7 @@ def plot(runs: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> None:
 
     figure, (rates, latency) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    any_latency = False
     for index, (name, figures) in enumerate(runs.items()):
         series = figures.get("timeseries")
         if not series:
@@ -27,7 +28,8 @@ def plot(runs: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> None:
         if any(series["accepted"]):
             rates.plot(t, series["accepted"], color=colour, linestyle=":", label=f"{name}: accepted POST/s")
         for key, style in (("p50_ms", "-"), ("p99_ms", "--")):
-            values = [v if not math.isnan(v) else None for v in series[key]]
+            values = [v if v is not None and not math.isnan(v) else None for v in series[key]]
+            any_latency = any_latency or any(v is not None and v > 0 for v in values)
             latency.plot(t, values, color=colour, linestyle=style, label=f"{name}: {key[:3]}")
         if index == 0 and "warmup_s" in figures:
             # The measured window, between the grey lines.
@@ -41,7 +43,8 @@ def plot(runs: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> None:
     rates.grid(alpha=0.3)
     latency.set_ylabel("POST -> settled (ms)")
     latency.set_xlabel("seconds since the load started (measured between the grey lines)")
-    if any(line.get_xydata().size for line in latency.get_lines()):
+    # A run that settles nothing (intake-only) has no latency to put on a log scale.
+    if any_latency:
         latency.set_yscale("log")
     latency.legend(fontsize=8, loc="upper left")
     latency.grid(alpha=0.3, which="both")
