@@ -128,8 +128,6 @@ async def process_record(
             )
 
 
-
-
 async def process_partition(
     records: Sequence[Any],
     *,
