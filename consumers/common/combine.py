@@ -32,8 +32,6 @@ class CombinedSettle:
         self._waiting: list[tuple[Sequence[Inbound], asyncio.Future[None]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
-        # How many settlements the fetch took: what the combining saves shows in the tests.
-        self.calls = 0
 
     async def __call__(self, inbound: Sequence[Inbound]) -> None:
         done = asyncio.get_running_loop().create_future()
@@ -57,7 +55,6 @@ class CombinedSettle:
         batch, self._waiting = self._waiting, []
         if not batch:
             return
-        self.calls += 1
         task = asyncio.create_task(self._run(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)

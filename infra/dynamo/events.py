@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from consumers.common.ports import StoredOutcome
 from infra.dynamo.client import to_item
-from infra.dynamo.keys import COMMAND_INDEX_KEY, event_sk
+from infra.dynamo.keys import COMMAND_INDEX_KEY, account_pk, command_sk, event_sk
 from schemas.envelope import Envelope, utc_now
 
 
@@ -51,6 +51,22 @@ def outcome_record(
             "Item": to_item(values),
             "ConditionExpression": "attribute_not_exists(PK)",
         }
+    }
+
+
+def outcome_keys(handler: str, messages: Iterable[Envelope[Any]]) -> list[tuple[str, str]]:
+    """The (PK, SK) of each message's dedupe record, to read with the batch's other items."""
+    return [(account_pk(m.account_id), command_sk(handler, m.id)) for m in messages]
+
+
+def stored_outcomes(
+    handler: str, messages: Sequence[Envelope[Any]], found: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> dict[uuid.UUID, StoredOutcome]:
+    """The messages handled before: what their dedupe records among `found` say to republish."""
+    return {
+        m.id: stored_outcome(record)
+        for m, key in zip(messages, outcome_keys(handler, messages), strict=True)
+        if (record := found.get(key))
     }
 
 

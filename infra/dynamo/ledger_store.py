@@ -24,7 +24,7 @@ from consumers.common.settle import AccountPlan, Snapshot
 from consumers.ledger.decisions import HANDLER, CashAccount, CashDecision, CashKind, command_day
 from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr
 from infra.dynamo.coalesce import least_start
-from infra.dynamo.events import event_put, history_version, outcome_record, stored_outcome
+from infra.dynamo.events import event_put, history_version, outcome_keys, outcome_record, stored_outcomes
 from infra.dynamo.keys import account_pk, balance_sk, command_sk, daily_total_sk
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
 from schemas.commands import Deposit
@@ -67,7 +67,7 @@ class DynamoLedgerStore:
         keys = [
             *((account_pk(m.account_id), balance_sk()) for m in messages),
             *((account_pk(a), daily_total_sk(k, d)) for a, k, d in counters),
-            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in messages),
+            *outcome_keys(HANDLER, messages),
         ]
         found = await get_items(self._client, self._table, keys)
         states: dict[str, CashAccount] = {}
@@ -89,12 +89,7 @@ class DynamoLedgerStore:
                 version=int(balance.get("version", 0)),
                 daily=daily,
             )
-        outcomes = {
-            m.id: stored_outcome(record)
-            for m in messages
-            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
-        }
-        return Snapshot(states, outcomes)
+        return Snapshot(states, stored_outcomes(HANDLER, messages, found))
 
     async def commit(
         self, plans: Sequence[AccountPlan[CashAccount, CashDecision]], topic: str

@@ -14,7 +14,7 @@ from typing import Any
 from consumers.common.settle import AccountPlan, Snapshot
 from consumers.portfolio.positions import HANDLER, Position, PositionDecision, Positions, PositionState
 from infra.dynamo.client import DynamoDBClient, as_decimal, from_item, to_attr, to_item
-from infra.dynamo.events import outcome_record, stored_outcome
+from infra.dynamo.events import outcome_keys, outcome_record, stored_outcomes
 from infra.dynamo.keys import account_pk, command_prefix, command_sk
 from infra.dynamo.trading_keys import POSITION_PREFIX, position_sk
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
@@ -45,7 +45,7 @@ class DynamoPortfolioStore:
         held = {(m.account_id, m.payload.asset) for m in fills}
         keys = [
             *((account_pk(a), position_sk(asset)) for a, asset in held),
-            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in fills),
+            *outcome_keys(HANDLER, fills),
         ]
         found = await get_items(self._client, self._table, keys)
         states: dict[str, Positions] = {}
@@ -63,12 +63,7 @@ class DynamoPortfolioStore:
                 if a == account_id and (item := found.get((account_pk(a), position_sk(asset))))
             }
             states[account_id] = Positions(by_asset)
-        outcomes = {
-            m.id: stored_outcome(record)
-            for m in fills
-            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
-        }
-        return Snapshot(states, outcomes)
+        return Snapshot(states, stored_outcomes(HANDLER, fills, found))
 
     async def commit(
         self, plans: Sequence[AccountPlan[Positions, PositionDecision]], topic: str

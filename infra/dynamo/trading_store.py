@@ -19,7 +19,7 @@ from consumers.common.settle import AccountPlan, Snapshot
 from consumers.trading.decisions import HANDLER, Holding, OrderDecision, Quote, TradingAccount
 from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr, to_item
 from infra.dynamo.coalesce import least_start
-from infra.dynamo.events import event_put, history_version, outcome_record, stored_outcome
+from infra.dynamo.events import event_put, history_version, outcome_keys, outcome_record, stored_outcomes
 from infra.dynamo.keys import account_pk, balance_sk, command_sk
 from infra.dynamo.trading_keys import (
     ASSET_META_SK,
@@ -77,7 +77,7 @@ class DynamoTradingStore:
             *((account_pk(m.account_id), balance_sk()) for m in messages),
             *((account_pk(a), holding_sk(asset)) for a, asset in traded),
             *((asset_pk(asset), sk) for asset in assets for sk in (ASSET_META_SK, ASSET_PRICE_SK)),
-            *((account_pk(m.account_id), command_sk(HANDLER, m.id)) for m in messages),
+            *outcome_keys(HANDLER, messages),
         ]
         found = await get_items(self._client, self._table, keys)
         quotes = {asset: self._quote(found, asset) for asset in assets}
@@ -97,12 +97,7 @@ class DynamoTradingStore:
                 holdings=holdings,
                 quotes=quotes,
             )
-        outcomes = {
-            m.id: stored_outcome(record)
-            for m in messages
-            if (record := found.get((account_pk(m.account_id), command_sk(HANDLER, m.id))))
-        }
-        return Snapshot(states, outcomes)
+        return Snapshot(states, stored_outcomes(HANDLER, messages, found))
 
     @staticmethod
     def _quote(found: dict[tuple[str, str], dict[str, Any]], asset: str) -> Quote:

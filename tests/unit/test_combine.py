@@ -43,7 +43,6 @@ async def test_every_partitions_run_is_settled_by_one_call_in_order() -> None:
             combined.partition_done()
 
     await asyncio.gather(*(partition(run) for run in runs))
-    assert combined.calls == 1
     (call,) = settle.calls
     assert sorted(m.envelope.id for m in call) == sorted(m.envelope.id for run in runs for m in run)
     for run in runs:  # each partition's records keep their order
@@ -100,4 +99,4 @@ async def test_calls_count_settlements(partitions: int) -> None:
     settle = Recorder()
     combined = CombinedSettle(settle, partitions=partitions)
     await asyncio.gather(*(combined(_run(f"p{p}", 1)) for p in range(partitions)))
-    assert combined.calls == 1 == len(settle.calls)
+    assert len(settle.calls) == 1
