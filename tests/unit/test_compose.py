@@ -25,7 +25,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +32,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+
+from tests.support.deployment import assert_runs_a_module_of_this_repo, module_of, wheel_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -43,9 +44,6 @@ SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e6
 
 APP_SERVICES = ("api", "ledger", "trading", "portfolio", "prices")
 CONSUMERS = ("ledger", "trading", "portfolio")
-# Modules that compose.yaml already runs but that are still being written. Their top-level package
-# must exist; the module itself may not yet. Remove an entry once its module lands.
-PENDING_MODULES: frozenset[str] = frozenset()
 
 SETTINGS_PREFIX = "LEDGERFLOW_"
 
@@ -93,32 +91,6 @@ def _seconds(duration: str) -> float:
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)", duration)
     assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
     return sum(float(n) * units[u] for n, u in parts)
-
-
-def _wheel_packages() -> list[str]:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    assert packages, "pyproject.toml lists no wheel packages"
-    return [str(p) for p in packages]
-
-
-def _module_of(command: list[str]) -> str | None:
-    """The Python module a process command runs, or None for a command that runs no module of ours."""
-    if command[:2] == ["faststream", "run"] and len(command) > 2:
-        return command[2].split(":", 1)[0]
-    if command[:1] == ["uvicorn"]:
-        target = next(arg for arg in command[1:] if not arg.startswith("-"))
-        return target.split(":", 1)[0]
-    if command[:1] in (["python"], ["python3"]) and "-m" in command:
-        return command[command.index("-m") + 1]
-    return None
-
-
-def _module_exists(module: str, *, as_main: bool) -> bool:
-    path = ROOT.joinpath(*module.split("."))
-    if as_main:  # `python -m pkg` runs pkg/__main__.py
-        return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 # ------------------------------------------------------------------------------------ schema validation
@@ -287,7 +259,7 @@ def test_dependencies_use_the_intended_images() -> None:
 
 def test_provision_gates_every_app_service() -> None:
     services = _services()
-    assert _module_of(_command(services["provision"])) == "infra.provision"
+    assert module_of(_command(services["provision"])) == "infra.provision"
     for name in APP_SERVICES:
         deps = _depends_on(services[name])
         assert deps.get("provision", {}).get("condition") == "service_completed_successfully", name
@@ -317,16 +289,7 @@ def test_consumers_shut_down_gracefully_and_restart() -> None:
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "provision"])
 def test_commands_name_modules_of_this_repo(name: str) -> None:
-    command = _command(_services()[name])
-    module = _module_of(command)
-    assert module is not None, f"{name}: cannot tell which module {command} runs"
-    package = module.split(".", 1)[0]
-    assert package in _wheel_packages(), f"{name}: {package} is not a package of the wheel"
-    assert (ROOT / package).is_dir(), f"{name}: no {package}/ directory"
-    as_main = command[:1] in (["python"], ["python3"])
-    assert _module_exists(module, as_main=as_main) or module in PENDING_MODULES, (
-        f"{name}: module {module} does not exist and is not listed as pending"
-    )
+    assert_runs_a_module_of_this_repo(_command(_services()[name]), name)
 
 
 def test_dockerfile_copies_every_wheel_package_and_the_lock() -> None:
@@ -349,7 +312,7 @@ def test_dockerfile_copies_every_wheel_package_and_the_lock() -> None:
         for sources, dest in copies
         if len(sources) == 1 and dest.rstrip("/").rsplit("/", 1)[-1] == sources[0]
     }
-    for package in _wheel_packages():
+    for package in wheel_packages():
         # A package must be copied on its own: `COPY a b ./` would merge a/ and b/ into ./
         assert package in copied_whole, f"the Dockerfile does not COPY {package}/ to ./{package}/"
     copied = {src for sources, _ in copies for src in sources}
@@ -381,7 +344,7 @@ def test_dockerignore_keeps_what_the_build_needs() -> None:
                     break
         return result
 
-    for needed in ("pyproject.toml", "uv.lock", *(f"{p}/__init__.py" for p in _wheel_packages())):
+    for needed in ("pyproject.toml", "uv.lock", *(f"{p}/__init__.py" for p in wheel_packages())):
         assert not ignored(needed), f".dockerignore excludes {needed}, which the Dockerfile copies"
     for unwanted in (".venv", ".git", ".cache", "tests", "api/__pycache__"):
         assert ignored(unwanted), f".dockerignore should exclude {unwanted}"
