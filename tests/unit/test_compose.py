@@ -33,7 +33,14 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.deployment import assert_runs_a_module_of_this_repo, module_of, wheel_packages
+from tests.support.deployment import (
+    APP_PROCESSES,
+    PENDING_SETTINGS,
+    assert_runs_a_module_of_this_repo,
+    module_of,
+    wheel_packages,
+)
+from tests.support.deployment import CONSUMERS as CONSUMER_GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -42,8 +49,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = ROOT / "infra" / "deploy" / "compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
-APP_SERVICES = ("api", "ledger", "trading", "portfolio", "prices")
-CONSUMERS = ("ledger", "trading", "portfolio")
+# Each app process is the compose service of its name.
+APP_SERVICES = APP_PROCESSES
+CONSUMERS = tuple(c.name for c in CONSUMER_GROUPS)
 
 SETTINGS_PREFIX = "LEDGERFLOW_"
 
@@ -188,7 +196,7 @@ def test_app_environment_is_made_of_real_settings(monkeypatch: pytest.MonkeyPatc
     # Settings ignores unknown LEDGERFLOW_* variables, so a misspelt name would be silently dropped.
     from infra.settings import Settings
 
-    fields = set(Settings.model_fields)
+    fields = set(Settings.model_fields) | PENDING_SETTINGS
     for name in (*APP_SERVICES, "provision"):
         env = _environment(_services()[name])
         for key in env:
