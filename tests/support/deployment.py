@@ -7,13 +7,15 @@ code's own registry of consumers and metrics is a change of this module alone.
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 
 from schemas.topics import DEPOSIT_COMMANDS, ORDER_COMMANDS, ORDER_EVENTS, PRICES, WITHDRAWAL_COMMANDS
 
@@ -50,18 +52,20 @@ PENDING_MODULES: Final[frozenset[str]] = frozenset()
 # branch adds them). Remove an entry once the field exists.
 PENDING_SETTINGS: Final = frozenset({"metrics_port"})
 
-# ledgerflow's own metrics (name -> Prometheus type) as the consumers will export them; the API's come
-# from api/middleware.py itself. Align with the code that defines them, then read them from it.
-EXPECTED_LEDGERFLOW_METRICS: Final = {
-    "ledgerflow_intake_total": "counter",  # {kind, outcome}
-    "ledgerflow_outcomes_total": "counter",  # {kind, outcome, reason}
-    "ledgerflow_dead_letters_total": "counter",  # {topic, reason}
-    "ledgerflow_retries_total": "counter",
-    "ledgerflow_batch_size": "histogram",
-    "ledgerflow_consumer_lag": "gauge",  # {group, topic, partition}
-    "ledgerflow_oldest_unsettled_seconds": "gauge",  # {group}
+# ledgerflow's own metrics as the consumers will export them: name -> (Prometheus type, label names).
+# The API's come from api/middleware.py itself. Align with the code that defines them, then read them
+# from it as known_series() does for the API's.
+EXPECTED_LEDGERFLOW_METRICS: Final[dict[str, tuple[str, frozenset[str]]]] = {
+    "ledgerflow_intake_total": ("counter", frozenset({"kind", "outcome"})),
+    "ledgerflow_outcomes_total": ("counter", frozenset({"kind", "outcome", "reason"})),
+    "ledgerflow_dead_letters_total": ("counter", frozenset({"topic", "reason"})),
+    "ledgerflow_retries_total": ("counter", frozenset()),
+    "ledgerflow_batch_size": ("histogram", frozenset()),
+    "ledgerflow_consumer_lag": ("gauge", frozenset({"group", "topic", "partition"})),
+    "ledgerflow_oldest_unsettled_seconds": ("gauge", frozenset({"group"})),
 }
-# Series Prometheus itself adds to every scrape.
+# Labels Prometheus adds to every series it scrapes, and the series it adds to every scrape.
+TARGET_LABELS: Final = frozenset({"job", "instance"})
 SCRAPE_SERIES: Final = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
 _SUFFIXES: Final = {
@@ -69,32 +73,40 @@ _SUFFIXES: Final = {
     "gauge": ("",),
     "histogram": ("_bucket", "_sum", "_count", "_created"),
     "summary": ("", "_sum", "_count", "_created"),
-    "info": ("_info",),
 }
 
 
-def series_names(name: str, kind: str) -> set[str]:
-    """The series a metric family exposes (a counter `x_total` is the family `x` in prometheus_client)."""
+def series_labels(name: str, kind: str, labels: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The series a metric exposes, each with its label names (a histogram's buckets add `le`)."""
     base = name.removesuffix("_total") if kind == "counter" else name
-    return {base + suffix for suffix in _SUFFIXES[kind]}
+    labels = frozenset(labels) | TARGET_LABELS
+    return {base + s: labels | {"le"} if s == "_bucket" else labels for s in _SUFFIXES[kind]}
 
 
-def _families(collectors: Iterable[Metric]) -> set[str]:
-    return {series for family in collectors for series in series_names(family.name, family.type)}
+def _exported(registry: CollectorRegistry) -> dict[str, frozenset[str]]:
+    series: dict[str, frozenset[str]] = {}
+    # prometheus_client keeps a metric's label names only on the metric object (a family without
+    # samples does not report them).
+    for collector in set(registry._collector_to_names):
+        if isinstance(collector, MetricWrapperBase):  # not the process, platform and GC collectors
+            series |= series_labels(collector._name, collector._type, collector._labelnames)
+    return series
 
 
-def known_series() -> set[str]:
-    """Every series name a dashboard panel or an alert rule may select."""
+def known_series() -> dict[str, frozenset[str]]:
+    """Every series a dashboard panel or an alert rule may select, with the labels it carries."""
     from faststream.prometheus.container import MetricsContainer
     from prometheus_client import REGISTRY
 
-    import api.middleware
-
+    importlib.import_module("api.middleware")  # registers the API's metrics in the default registry
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=())
-    expected = {s for name, kind in EXPECTED_LEDGERFLOW_METRICS.items() for s in series_names(name, kind)}
-    api = {s for s in _families(REGISTRY.collect()) if s.startswith("ledgerflow_")}
-    return _families(faststream.collect()) | api | expected | SCRAPE_SERIES
+    api_series = {k: v for k, v in _exported(REGISTRY).items() if k.startswith("ledgerflow_")}
+    expected: dict[str, frozenset[str]] = {}
+    for name, (kind, labels) in EXPECTED_LEDGERFLOW_METRICS.items():
+        expected |= series_labels(name, kind, labels)
+    scrape = {name: TARGET_LABELS for name in SCRAPE_SERIES}
+    return _exported(faststream) | api_series | expected | scrape
 
 
 def wheel_packages() -> list[str]:

@@ -78,27 +78,50 @@ def _compose_services() -> dict[str, Any]:
     return services
 
 
+def _selectors(node: Any) -> list[Any]:
+    found: list[Any] = []
+
+    def visit(child: Any) -> None:
+        if isinstance(child, promql_parser.VectorSelector):
+            found.append(child)
+
+    promql_parser.walk(node, visit)
+    return found
+
+
 def _selected_series(expr: str) -> set[str]:
     """The metric names an expression selects (ValueError if it does not parse)."""
-    names: set[str] = set()
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            assert node.name, f"a selector without a metric name in {expr!r}"
-            names.add(node.name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
+    return {selector.name for selector in _selectors(promql_parser.parse(expr))}
 
 
 def _assert_known(expr: str, where: str) -> set[str]:
+    """The series `expr` selects, each exported by a process, with every label it names."""
     try:
-        names = _selected_series(expr)
+        tree = promql_parser.parse(expr)
     except ValueError as error:
         raise AssertionError(f"{where}: {expr!r} does not parse: {error}") from error
-    unknown = names - known_series()
-    assert not unknown, f"{where}: no process exports {sorted(unknown)}"
-    return names
+    known = known_series()
+    selected = set()
+    for selector in _selectors(tree):
+        assert selector.name, f"{where}: a selector without a metric name in {expr!r}"
+        assert selector.name in known, f"{where}: no process exports {selector.name}"
+        matched = {m.name for m in selector.matchers.matchers} - {"__name__"}
+        assert matched <= known[selector.name], (
+            f"{where}: {selector.name} has no {matched - known[selector.name]}"
+        )
+        selected.add(selector.name)
+
+    def grouping(node: Any) -> None:
+        # `sum by (x)` needs x on the series below it (a missing label quietly groups everything).
+        modifier = getattr(node, "modifier", None) if isinstance(node, promql_parser.AggregateExpr) else None
+        if modifier is not None and modifier.type == promql_parser.AggModifierType.By:
+            available = set().union(*(known[s.name] for s in _selectors(node.expr)))
+            assert set(modifier.labels) <= available, (
+                f"{where}: no {set(modifier.labels) - available} to group by"
+            )
+
+    promql_parser.walk(tree, grouping)
+    return selected
 
 
 def _rules() -> list[dict[str, Any]]:
