@@ -24,14 +24,14 @@ from typing import Any, TextIO
 
 import httpx
 
+from consumers.registry import CONSUMERS, SETTLING
 from infra.cli import broker
-from infra.cli.main import CONSUMER_GROUPS
 from infra.dynamo.client import as_decimal, dynamodb_client, from_item
 from infra.dynamo.command_statuses import STATUS_HANDLERS, status_of
 from infra.dynamo.keys import command_prefix
 from infra.local.install import PROJECT_ROOT
 from infra.local.processes import AppProcess, Supervisor, app_processes
-from infra.local.services import LocalServices, free_port
+from infra.local.services import LocalServices, free_metrics_ports, free_port
 from infra.provision import provision
 from infra.settings import Settings
 from schemas.topics import COMMAND_TOPICS
@@ -169,7 +169,7 @@ def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
         phases.mark("servers ready")
         supervisor = Supervisor(env, out=app_log)
         api_port = free_port()
-        specs = {spec.name: spec for spec in app_processes(api_port)}
+        specs = {spec.name: spec for spec in app_processes(api_port, metrics_ports=free_metrics_ports())}
         for spec in specs.values():
             supervisor.start(spec)
         try:
@@ -338,11 +338,10 @@ def _kill_loop(
 
 def _replayed_groups(specs: dict[str, AppProcess]) -> dict[str, list[str]]:
     """The groups that read command topics, with those topics: every command is handled again."""
-    running = {"ledger": "ledger", "trading": "trading"}
     return {
-        group: [t for t in CONSUMER_GROUPS[group] if t in COMMAND_TOPICS]
-        for group, process in running.items()
-        if process in specs
+        group: [t for t in CONSUMERS[group].reads if t in COMMAND_TOPICS]
+        for group in SETTLING
+        if group in specs and any(t in COMMAND_TOPICS for t in CONSUMERS[group].reads)
     }
 
 
@@ -435,7 +434,8 @@ async def _wait_drained(settings: Settings, timeout_s: float) -> None:
     quiet = 0
     async with broker.admin_client(settings) as admin, broker.reader(settings) as consumer:
         topics = set(await broker.list_topics(admin))
-        wanted = {g: [t for t in ts if t in topics] for g, ts in CONSUMER_GROUPS.items()}
+        # The settling groups only: the price recorder never drains while the feed ticks.
+        wanted = {g: [t for t in CONSUMERS[g].reads if t in topics] for g in SETTLING}
         while time.monotonic() < deadline:
             groups = await broker.existing_groups(admin)
             ends = await broker.topic_ends(

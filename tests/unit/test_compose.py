@@ -34,6 +34,9 @@ import jsonschema
 import pytest
 import yaml
 
+from consumers.registry import APPS
+from consumers.registry import CONSUMERS as REGISTERED_CONSUMERS
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -41,8 +44,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = ROOT / "infra" / "deploy" / "compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
-APP_SERVICES = ("api", "ledger", "trading", "portfolio", "prices")
-CONSUMERS = ("ledger", "trading", "portfolio")
+# Every app of the registry is a service of the same name.
+APP_SERVICES = ("api", *APPS)
+CONSUMERS = tuple(REGISTERED_CONSUMERS)
 # Modules that compose.yaml already runs but that are still being written. Their top-level package
 # must exist; the module itself may not yet. Remove an entry once its module lands.
 PENDING_MODULES: frozenset[str] = frozenset()
@@ -313,6 +317,15 @@ def test_consumers_shut_down_gracefully_and_restart() -> None:
         assert grace > graceful, (
             f"{name}: stop_grace_period {grace}s <= consumer_graceful_timeout_s {graceful}s"
         )
+
+
+@pytest.mark.parametrize("name", list(APPS))
+def test_every_registered_app_is_a_service_running_its_module(name: str) -> None:
+    services = _services()
+    assert name in services, f"compose.yaml has no service {name!r} for the registry's app {APPS[name].app}"
+    module = _module_of(_command(services[name]))
+    # The price feed runs as `python -m producers.prices`, whose __main__ runs the registered app.
+    assert module is not None and APPS[name].module.startswith(module), (name, module, APPS[name].app)
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "provision"])
