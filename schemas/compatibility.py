@@ -46,7 +46,7 @@ def _shape(prop: Schema, root: Schema, depth: int = 0) -> Any:
     shape: dict[str, Any] = {key: prop[key] for key in _SHAPE_KEYS if key in prop}
     for key in ("anyOf", "oneOf", "allOf"):
         if key in prop:
-            shape[key] = sorted((repr(_shape(p, root, depth + 1)) for p in prop[key]))
+            shape[key] = sorted(repr(_shape(p, root, depth + 1)) for p in prop[key])
     if "items" in prop:
         shape["items"] = _shape(prop["items"], root, depth + 1)
     if "properties" in prop:
