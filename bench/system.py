@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from consumers.registry import SETTLING
+from consumers.registry import PRICE_RECORDER, SETTLING
 from infra.local.config import java_opts
 from infra.local.processes import AppProcess, Supervisor, app_processes
 from infra.local.services import DYNAMODB_JAVA_OPTS, LocalServices, free_metrics_ports, free_port
@@ -40,7 +40,7 @@ BENCH_ENV: Final[Mapping[str, str]] = {
 }
 # The consumers that settle; intake-only and settle-only runs start fewer, or later.
 SETTLING_APPS: Final = SETTLING
-BASE_APPS: Final = ("api", "prices")
+BASE_APPS: Final = ("api", PRICE_RECORDER.name)
 SERVERS: Final = ("tansu", "dynamodb", "redis")
 
 

@@ -101,6 +101,8 @@ class _InFlight:
 
 
 _IN_FLIGHT: Final = _InFlight()
+# Each partition's key and gauge child, made once: labels() costs more than the set itself.
+_LAG_BY_PARTITION: Final[dict[tuple[str, int], tuple[TopicPartition, Any]]] = {}
 OLDEST_UNSETTLED.set_function(_IN_FLIGHT.age_s)
 
 
@@ -116,9 +118,15 @@ def fetched(by_partition: Mapping[tuple[str, int], Sequence[Any]], consumer: Any
     if consumer is None:
         return
     for (topic, partition), records in by_partition.items():
-        highwater = consumer.highwater(TopicPartition(topic, partition))
+        lag = _LAG_BY_PARTITION.get((topic, partition))
+        if lag is None:
+            lag = _LAG_BY_PARTITION[(topic, partition)] = (
+                TopicPartition(topic, partition),
+                LAG.labels(topic, str(partition)),
+            )
+        highwater = consumer.highwater(lag[0])
         if highwater is not None:
-            LAG.labels(topic, str(partition)).set(max(0, highwater - records[-1].offset - 1))
+            lag[1].set(max(0, highwater - records[-1].offset - 1))
 
 
 def serve(port: int, addr: str) -> Any:

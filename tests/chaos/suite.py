@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from consumers.registry import CONSUMERS, SETTLING
+from consumers.registry import CONSUMERS, PRICE_FEED, SETTLING
 from infra.cli import broker
 from infra.dynamo.client import as_decimal, dynamodb_client, from_item
 from infra.dynamo.command_statuses import STATUS_HANDLERS, status_of
@@ -57,7 +57,7 @@ CHAOS_ENV = {
     "LEDGERFLOW_PRICE_TICK_INTERVAL_S": "1",
 }
 # Apps never killed: the price feed (prices are not money). The API is killed `api_kills` times.
-NOT_KILLED = {"api", "price-feed"}
+NOT_KILLED = {"api", PRICE_FEED.name}
 # Servers SIGKILLed and restarted on their data (the suite runs them durable, as `make run` does).
 SERVERS = ("redis", "tansu", "dynamodb")
 TERMINAL = {"settled", "rejected"}
