@@ -27,8 +27,8 @@ import httpx
 from consumers.registry import CONSUMERS, PRICE_FEED, SETTLING
 from infra.cli import broker
 from infra.dynamo.client import as_decimal, dynamodb_client, from_item
-from infra.dynamo.command_statuses import STATUS_HANDLERS, status_of
-from infra.dynamo.keys import command_prefix
+from infra.dynamo.command_statuses import status_of
+from infra.dynamo.keys import COMMAND_INDEX_KEY
 from infra.local.install import PROJECT_ROOT
 from infra.local.processes import AppProcess, Supervisor, app_processes
 from infra.local.services import LocalServices, free_metrics_ports, free_port
@@ -389,24 +389,31 @@ async def _wait_groups_empty(settings: Settings, groups: list[str], timeout_s: f
 
 
 async def _statuses(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Every client command's terminal status, from the outcome records the API reads it from."""
+    """Every client command's terminal status, from the records the API reads it from (those, and only
+    those, carry the command id the index is keyed by)."""
     found: dict[str, dict[str, Any]] = {}
     async with dynamodb_client(settings) as client:
-        for handler in STATUS_HANDLERS:
-            prefix = command_prefix(handler)
-            async for item in _scan(client, settings.dynamodb_table, prefix):
-                command_id = uuid.UUID(str(item["SK"]).removeprefix(prefix))
-                found[str(command_id)] = status_of(command_id, item).model_dump(mode="json")
+        where = {
+            "FilterExpression": "attribute_exists(#id)",
+            "ExpressionAttributeNames": {"#id": COMMAND_INDEX_KEY},
+        }
+        async for item in _scan_where(client, settings.dynamodb_table, where):
+            command_id = uuid.UUID(str(item[COMMAND_INDEX_KEY]))
+            found[str(command_id)] = status_of(command_id, item).model_dump(mode="json")
     return found
 
 
 async def _scan(client: Any, table: str, prefix: str) -> Any:
-    kwargs: dict[str, Any] = {
-        "TableName": table,
+    where = {
         "FilterExpression": "begins_with(SK, :prefix)",
         "ExpressionAttributeValues": {":prefix": {"S": prefix}},
-        "ConsistentRead": True,
     }
+    async for item in _scan_where(client, table, where):
+        yield item
+
+
+async def _scan_where(client: Any, table: str, where: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {"TableName": table, **where, "ConsistentRead": True}
     while True:
         page = await client.scan(**kwargs)
         for item in page.get("Items", []):
