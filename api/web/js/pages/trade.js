@@ -46,7 +46,7 @@ export function Trade() {
 
   return html`
     <${PageTitle}>Trade<//>
-    ${selected && html`<${OrderForm} asset=${priced(selected)} onClose=${() => setSelected(null)} />`}
+    ${selected && html`<${OrderForm} key=${selected.symbol} asset=${priced(selected)} onClose=${() => setSelected(null)} />`}
     <section class="card">
       <h2>Assets</h2>
       <label for="asset-search">Search assets by symbol or name</label>
