@@ -76,6 +76,7 @@ class Console:
     base_url: str
     shots: Path
     problems: list[str] = field(default_factory=list)
+    answers: list[tuple[int, str]] = field(default_factory=list)  # (status, path and query) of each request
 
     async def open(self, route: str = "") -> None:
         await self.page.goto(f"{self.base_url}/{route}")
@@ -110,6 +111,7 @@ async def open_console(context: BrowserContext, base_url: str, shots: Path) -> C
             console.problems.append(f"CSP: {message.text}")
 
     def on_response(response: Response) -> None:
+        console.answers.append((response.status, response.url.removeprefix(base_url)))
         if response.status >= 500:
             console.problems.append(f"{response.status} {response.request.method} {response.url}")
 

@@ -118,6 +118,12 @@ async def test_journey_register_deposit_trade_withdraw_sign_out(
     await expect(page.locator("figure.chart canvas")).to_have_count(1)
     assert await page.get_by_role("img", name=re.compile("Portfolio value over time")).count() == 1
     await console.check_page("dashboard")
+    # Live prices: from the event stream where the server has one, else by refreshing the asset list.
+    streamed = any(path.startswith("/v1/stream?ticket=") for _, path in console.answers)
+    polled = (404, "/v1/auth/stream-ticket") in console.answers and any(
+        path == "/v1/assets?limit=500" for _, path in console.answers
+    )
+    assert streamed or polled, console.answers
 
     await go(console, "Trade")
     statuses, _ = await order(console, "sell", "Amount in USD", "50.00", "Estimated proceeds: 50.00 USD")

@@ -6,6 +6,7 @@ import { onPrices } from "../live.js";
 import { Amount, ErrorMessage, PageTitle, ScrollBox, when } from "../ui.js";
 
 const SEARCH_DELAY_MS = 250;
+const newer = (at, than) => !than || Date.parse(at) >= Date.parse(than);
 const LISTED = 25;
 
 export function Trade() {
@@ -30,19 +31,29 @@ export function Trade() {
     return () => ((live = false), clearTimeout(timer));
   }, [search]);
 
-  useEffect(
-    () =>
-      onPrices((ticks) =>
-        setPrices((known) => {
-          const next = { ...known };
-          for (const tick of ticks) next[tick.asset] = tick;
-          return next;
-        }),
-      ),
-    [],
-  );
+  const addTicks = (ticks) =>
+    setPrices((known) => {
+      const next = { ...known };
+      for (const tick of ticks) if (!next[tick.asset] || newer(tick.at, next[tick.asset].at)) next[tick.asset] = tick;
+      return next;
+    });
+  useEffect(() => onPrices(addTicks), []);
 
-  const priced = (asset) => ({ ...asset, price: prices[asset.symbol]?.price ?? asset.price, updated_at: prices[asset.symbol]?.at ?? asset.updated_at });
+  // The order form starts from the asset's price read fresh: the list may come from a cache some seconds
+  // old, and a stream carries only the ticks that come after it opened.
+  useEffect(() => {
+    if (!selected) return;
+    get(`/v1/assets/${encodeURIComponent(selected.symbol)}`).then(
+      (fresh) => fresh.price !== null && addTicks([{ asset: fresh.symbol, price: fresh.price, at: fresh.updated_at }]),
+      () => {}, // the listed price stays
+    );
+  }, [selected?.symbol]);
+
+  // An asset with the newest price known, from the list or from a tick.
+  const priced = (asset) => {
+    const tick = prices[asset.symbol];
+    return tick && newer(tick.at, asset.updated_at) ? { ...asset, price: tick.price, updated_at: tick.at } : asset;
+  };
 
   return html`
     <${PageTitle}>Trade<//>
