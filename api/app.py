@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.console import mount_console
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
 from api.middleware import Observe, RequestGuard, SecurityHeaders
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets, asyncapi):
         app.include_router(module.router)
+    mount_console(app)
 
     # Outermost last: headers go on everything, CORS answers preflights, the guard sees raw bodies.
     app.add_middleware(Observe)
