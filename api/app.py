@@ -10,13 +10,14 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.console import mount_console
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
 from api.middleware import Observe, RequestGuard, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.resources import Resources
 from api.revocation import TokenDenylist
-from api.routes import admin, assets, auth, balance, cash, commands, health, orders, portfolio
+from api.routes import admin, assets, asyncapi, auth, balance, cash, commands, health, orders, portfolio
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory, DynamoAssets
 from infra.dynamo.client import dynamodb_client
@@ -89,8 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets):
+    for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets, asyncapi):
         app.include_router(module.router)
+    mount_console(app)
 
     # Outermost last: headers go on everything, CORS answers preflights, the guard sees raw bodies.
     app.add_middleware(Observe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from api.resources import Resources
@@ -25,7 +26,8 @@ async def find_command(
         owner = await resources.statuses.owner(command_id)
     if owner is None:
         return None
-    settled = await resources.statuses.settled(owner, command_id)
+    accepted_at = datetime.fromisoformat(accepted["accepted_at"]) if accepted is not None else None
+    settled = await resources.statuses.settled(owner, command_id, accepted_at)
     if settled is not None:
         if settled.accepted_at is None and accepted is not None:
             # Settled before outcome records kept the acceptance time.

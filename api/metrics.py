@@ -6,19 +6,50 @@ directory in `PROMETHEUS_MULTIPROC_DIR` before the workers start; each worker th
 files there, and a scrape merges every file (`MultiProcessCollector`), those of workers that have since
 exited included, so counters never go back. In that mode a Gauge needs a `multiprocess_mode`, and the
 process and platform collectors (CPU, memory) are not reported. The API defines no Gauge today.
+
+Besides every request's count and latency (api/middleware.py), the intake's outcomes: each command POST
+by kind, outcome (accepted, rejected, rate_limited, unavailable, error) and reason (the HTTP status's
+name, e.g. `unprocessable_content`, `conflict`, `content_too_large`).
 """
 
 from __future__ import annotations
 
 import os
+from http import HTTPStatus
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 
 from infra.local.control import pid_alive
 
 MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+# The command routes (POST), by the kind of command they accept.
+INTAKE_KINDS: Final = {"/v1/deposits": "deposit", "/v1/withdrawals": "withdrawal", "/v1/orders": "order"}
+INTAKE: Final = Counter(
+    "ledgerflow_intake_commands_total",
+    "Command POSTs by kind, outcome (accepted, rejected, rate_limited, unavailable, error) and reason",
+    ["kind", "outcome", "reason"],
+)
+_OUTCOMES: Final = {202: "accepted", 429: "rate_limited", 503: "unavailable"}
+
+
+def count_intake(method: str, path: str, status: int) -> None:
+    """Counts a command POST's answer; any other request is not the intake's."""
+    kind = INTAKE_KINDS.get(path)
+    if kind is None or method != "POST":
+        return
+    outcome = _OUTCOMES.get(status) or ("rejected" if 400 <= status < 500 else "error")
+    reason = "" if status == 202 else _status_name(status)
+    INTAKE.labels(kind, outcome, reason).inc()
+
+
+def _status_name(status: int) -> str:
+    try:
+        return HTTPStatus(status).name.lower()
+    except ValueError:
+        return str(status)
 
 
 def multiprocess_dir() -> str | None:

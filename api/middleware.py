@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import count_intake
 from api.problems import PROBLEM_JSON
 from infra.telemetry import current_trace_id, tracer
 
@@ -79,6 +80,7 @@ class Observe:
                 route = getattr(scope.get("route"), "path", "unmatched")
                 REQUESTS.labels(method, route, str(status)).inc()
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
+                count_intake(method, path, status)
 
 
 class SecurityHeaders:
@@ -120,12 +122,26 @@ async def _problem(
     await send({"type": "http.response.body", "body": body})
 
 
+async def _refuse(
+    scope: Scope,
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+) -> None:
+    """The guard's own answers never reach `Observe`: the intake's count of them is taken here."""
+    count_intake(scope["method"], scope["path"], status)
+    await _problem(send, status, title, detail, errors)
+
+
 class RequestGuard:
     """413 for a body over `max_body_bytes`, 415 for a body that is not JSON."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._limit = f"the limit is {max_body_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -135,14 +151,16 @@ class RequestGuard:
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _problem(send, 400, "Bad request", "invalid Content-Length")
+                await _refuse(scope, send, 400, "Bad request", "invalid Content-Length")
                 return
             if int(declared) > self.max_body_bytes:
-                await _problem(send, 413, "Payload too large", f"the limit is {self.max_body_bytes} bytes")
+                await _refuse(
+                    scope, send, 413, "Payload too large", f"the limit is {self.max_body_bytes} bytes"
+                )
                 return
         has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
         if has_body and not _is_json(headers.get(b"content-type", b"")):
-            await _problem(send, 415, "Unsupported media type", "send application/json")
+            await _refuse(scope, send, 415, "Unsupported media type", "send application/json")
             return
 
         # Read the body here, never more than the limit: the app then gets it in one piece.
@@ -156,14 +174,17 @@ class RequestGuard:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_body_bytes:
-                await _problem(send, 413, "Payload too large", f"the limit is {self.max_body_bytes} bytes")
+                await _refuse(
+                    scope, send, 413, "Payload too large", f"the limit is {self.max_body_bytes} bytes"
+                )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         duplicate = _duplicate_key(body)
         if duplicate is not None:
-            await _problem(
+            await _refuse(
+                scope,
                 send,
                 422,
                 "Validation failed",

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from consumers.registry import PRICE_RECORDER, SETTLING
 from infra.local.config import java_opts
 from infra.local.processes import AppProcess, Supervisor, app_processes
-from infra.local.services import DYNAMODB_JAVA_OPTS, LocalServices, free_port
+from infra.local.services import DYNAMODB_JAVA_OPTS, LocalServices, free_metrics_ports, free_port
 from infra.provision import provision
 from infra.settings import Settings
 
@@ -37,9 +38,9 @@ BENCH_ENV: Final[Mapping[str, str]] = {
     # Prices come from the benchmark's own ticks (fixed, so every trade's cost is known).
     "LEDGERFLOW_PRICE_FEED": "off",
 }
-# Every consumer but the price feed; intake-only and settle-only runs start fewer, or later.
-SETTLING_APPS: Final = ("ledger", "trading", "portfolio")
-BASE_APPS: Final = ("api", "prices")
+# The consumers that settle; intake-only and settle-only runs start fewer, or later.
+SETTLING_APPS: Final = SETTLING
+BASE_APPS: Final = ("api", PRICE_RECORDER.name)
 SERVERS: Final = ("tansu", "dynamodb", "redis")
 
 
@@ -118,7 +119,10 @@ def started_system(log_dir: Path, variant_env: Mapping[str, str], apps: tuple[st
         api_port = free_port()
         supervisor = Supervisor(env, out=app_log)
         # The variant's env, not this process's, says how many API workers to run.
-        specs = {spec.name: spec for spec in app_processes(api_port, settings_from(env).api_workers)}
+        specs = {
+            spec.name: spec
+            for spec in app_processes(api_port, settings_from(env).api_workers, free_metrics_ports())
+        }
         system = System(services, supervisor, specs, api_port, env, stats_dir, log_dir)
         try:
             system.start_apps(apps)

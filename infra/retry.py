@@ -54,8 +54,10 @@ async def retry_transient(
     *,
     initial_backoff_s: float = 0.1,
     max_backoff_s: float = 5.0,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
-    """Runs an idempotent operation until it succeeds or fails for a reason that is not transient."""
+    """Runs an idempotent operation until it succeeds or fails for a reason that is not transient;
+    `on_retry` is called before each wait (the consumers count them)."""
     backoff = initial_backoff_s
     attempt = 0
     while True:
@@ -66,5 +68,7 @@ async def retry_transient(
             if not is_transient(exc):
                 raise
             log.warning("retry.transient", error=type(exc).__name__, detail=str(exc)[:200], attempt=attempt)
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, max_backoff_s)

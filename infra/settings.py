@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     handler_max_attempts: int = Field(default=5, ge=1, le=100)
     # How stale a consumer's in-memory list of quarantined accounts may get before it reads it again.
     quarantine_refresh_s: float = Field(default=1.0, gt=0, le=60)
+    # Where a consumer (or the price feed) serves its Prometheus metrics: default its entry in
+    # consumers/registry.py; 0 serves none. `make run` and the test fixtures set it per process.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # 127.0.0.1 keeps the metrics on the machine; compose sets 0.0.0.0 so that a scraper can reach them.
+    metrics_addr: str = "127.0.0.1"
     # TEST ONLY: the consumers' handlers raise for this account's messages, to exercise the quarantine
     # against real processes. Off by default; refused in production.
     fault_inject_account: str | None = None

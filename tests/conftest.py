@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from infra.local.processes import AppProcess, Supervisor, app_processes
-from infra.local.services import LocalServices, ServiceEndpoints, free_port
+from infra.local.services import LocalServices, ServiceEndpoints, free_metrics_ports, free_port
 from infra.provision import provision
 from infra.settings import Settings
 from tests.support.api import ApiUser, register
@@ -101,6 +101,8 @@ class RunningSystem:
     supervisor: Supervisor
     api_url: str
     log_path: Path
+    # Each app's Prometheus endpoint, by process name.
+    metrics_urls: dict[str, str]
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -115,10 +117,12 @@ def system(
     log_path = tmp_path_factory.mktemp("app-logs") / "apps.log"
     with log_path.open("w", buffering=1) as out:
         supervisor = Supervisor({**os.environ, **env}, out=out)
-        for process in app_processes(api_port):
+        processes = app_processes(api_port, metrics_ports=free_metrics_ports())
+        for process in processes:
             if process.name not in NOT_STARTED_IN_TESTS:
                 supervisor.start(process)
-        running = RunningSystem(supervisor, f"http://127.0.0.1:{api_port}", log_path)
+        metrics_urls = {p.name: p.metrics_url for p in processes if p.metrics_url is not None}
+        running = RunningSystem(supervisor, f"http://127.0.0.1:{api_port}", log_path, metrics_urls)
         try:
             _wait_until_ready(running)
             yield running

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import structlog
 
+from consumers.common import metrics
 from infra.retry import retry_transient
 
 log = structlog.get_logger(__name__)
@@ -43,9 +44,13 @@ async def attempt_bounded(
     for attempt in range(1, max_attempts + 1):
         try:
             return await retry_transient(
-                operation, initial_backoff_s=initial_backoff_s, max_backoff_s=max_backoff_s
+                operation,
+                initial_backoff_s=initial_backoff_s,
+                max_backoff_s=max_backoff_s,
+                on_retry=_transient,
             )
         except Exception as exc:
+            metrics.count_retry("handler_error")
             log.warning(
                 "handler.failed",
                 attempt=attempt,
@@ -59,3 +64,7 @@ async def attempt_bounded(
             await sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, max_backoff_s)
     raise AssertionError("unreachable: max_attempts >= 1")
+
+
+def _transient() -> None:
+    metrics.count_retry("transient")

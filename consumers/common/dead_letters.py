@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 
+from consumers.common import metrics
 from schemas.envelope import utc_now
 from schemas.topics import dead_letter_topic
 
@@ -59,3 +60,4 @@ async def dead_letter(
         value = (record.value or b"")[:TRUNCATED_BYTES]
         extra_size = [("x-truncated", b"true"), ("x-original-size", str(len(record.value or b"")).encode())]
         await sender.send_exact(topic, record.key, value, [*headers, *extra_size])
+    metrics.count_dead_letter(record.topic, code)

@@ -24,9 +24,12 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.trace import Span
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
+from consumers.common import metrics
 from consumers.common.attempts import HandlerGaveUp, attempt_bounded
 from consumers.common.combine import CombinedSettle, SettleBatch
 from consumers.common.dead_letters import RawSender, dead_letter
@@ -42,6 +45,7 @@ from consumers.common.quarantine import (
     position,
 )
 from consumers.common.settle import Inbound
+from consumers.registry import AppSpec
 from infra.dynamo.client import DynamoDBClient, dynamodb_client
 from infra.dynamo.quarantine import DynamoQuarantineStore
 from infra.kafka.producer import KafkaPublisher, make_producer
@@ -49,6 +53,7 @@ from infra.logging import configure_logging
 from infra.retry import retry_transient
 from infra.settings import Settings, get_settings
 from infra.telemetry import configure_tracing, extract_trace_context, tracer
+from schemas.catalogue import TOPIC_MESSAGES
 from schemas.envelope import Envelope
 
 log = structlog.get_logger(__name__)
@@ -74,14 +79,34 @@ class _NewPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_assigned()
 
 
-def make_broker(settings: Settings, service: str) -> KafkaBroker:
+def make_broker(settings: Settings, service: str, *, observed: bool = False) -> KafkaBroker:
+    """`observed`: FastStream's Prometheus middleware counts every fetched batch (received, processed,
+    latency, exceptions; `faststream_*`), as the consumers want."""
+    middlewares = [KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)] if observed else []
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"ledgerflow-{service}",
         graceful_timeout=settings.consumer_graceful_timeout_s,
         enable_idempotence=settings.kafka_enable_idempotence,
         logger=None,
+        middlewares=middlewares,
     )
+
+
+@asynccontextmanager
+async def metrics_served(settings: Settings, spec: AppSpec) -> AsyncIterator[None]:
+    """The process's metrics on its port (`LEDGERFLOW_METRICS_PORT`, else its registry entry's) while
+    the app runs; port 0 serves none."""
+    port = settings.metrics_port if settings.metrics_port is not None else spec.metrics_port
+    if port == 0:
+        yield
+        return
+    server = metrics.serve(port, settings.metrics_addr)
+    log.info("metrics.serving", url=f"http://{settings.metrics_addr}:{port}/metrics")
+    try:
+        yield
+    finally:
+        server.shutdown()
 
 
 def single_record(message: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
@@ -165,6 +190,7 @@ async def process_partition(
                 _inject_fault(envelope, settings)
             await _io(settings, lambda: settle_batch(inbound))
         except Exception as exc:
+            metrics.count_retry("batch_fallback")
             log.warning(
                 "batch.failed",
                 error=type(exc).__name__,
@@ -388,32 +414,36 @@ async def _io(settings: Settings, operation: Callable[[], Awaitable[T]]) -> T:
         operation,
         initial_backoff_s=settings.retry_initial_backoff_s,
         max_backoff_s=settings.retry_max_backoff_s,
+        on_retry=_transient_retry,
     )
 
 
+def _transient_retry() -> None:
+    metrics.count_retry("transient")
+
+
 BuildPorts = Callable[[Settings, DynamoDBClient, KafkaPublisher], Awaitable[PortsT]]
-# The payload models a subscriber accepts: fixed, or chosen per record (e.g. by its topic).
-Accepted = (
-    Mapping[str, type[BaseModel]] | Callable[[ConsumerRecord[bytes, bytes]], Mapping[str, type[BaseModel]]]
-)
 
 
 class ConsumerRuntime(Generic[PortsT]):
     """One consumer process: settings, logging, tracing, broker and app, and the ports its lifespan builds.
 
-    Each `consumers/<name>/app.py` creates one, declares its subscribers on `runtime.broker` and hands
-    each record to `runtime.process`; `faststream run consumers.<name>.app:app` runs it.
+    Each `consumers/<name>/app.py` creates one from its registry entry (consumers/registry.py), declares
+    its subscriber on `runtime.broker` for the entry's topics and hands each fetch to `runtime.process`;
+    `faststream run consumers.<name>.app:app` runs it. The entry's `ordered` says whether an account's
+    messages must take effect in order (see the module doc); without it a message given up on is only
+    dead-lettered, and the account's others go on. Each record is parsed against the types the contract
+    puts on its topic (schemas.catalogue).
     """
 
-    def __init__(self, group: str, build_ports: BuildPorts[PortsT], *, quarantine: bool = True) -> None:
-        """`quarantine`: whether an account's messages must take effect in order (see the module doc);
-        without it a message given up on is only dead-lettered, and the account's others go on."""
-        self.group = group
-        self._quarantine = quarantine
+    def __init__(self, spec: AppSpec, build_ports: BuildPorts[PortsT]) -> None:
+        self.spec = spec
+        self.group = spec.name
+        self._quarantine = spec.ordered
         self.settings = get_settings()
-        configure_logging(self.settings, group)
-        configure_tracing(group)
-        self.broker = make_broker(self.settings, group)
+        configure_logging(self.settings, self.group)
+        configure_tracing(self.group)
+        self.broker = make_broker(self.settings, self.group, observed=True)
         self.app = FastStream(self.broker, lifespan=self._lifespan)
         self._build_ports = build_ports
         # Set by the lifespan, before any subscriber starts.
@@ -423,7 +453,7 @@ class ConsumerRuntime(Generic[PortsT]):
 
     @asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
-        async with dynamodb_client(self.settings) as client:
+        async with metrics_served(self.settings, self.spec), dynamodb_client(self.settings) as client:
             producer = make_producer(self.settings, f"ledgerflow-{self.group}")
             await producer.start()
             try:
@@ -451,7 +481,6 @@ class ConsumerRuntime(Generic[PortsT]):
     async def process(
         self,
         message: KafkaMessage,
-        accepted: Accepted,
         handle: Callable[[Envelope[Any]], Awaitable[object]],
         settle_batch: SettleBatch | None = None,
     ) -> None:
@@ -472,7 +501,7 @@ class ConsumerRuntime(Generic[PortsT]):
             by_partition.setdefault((record.topic, record.partition), []).append(record)
 
         def accepted_for(record: ConsumerRecord[bytes, bytes]) -> Mapping[str, type[BaseModel]]:
-            return accepted(record) if callable(accepted) else accepted
+            return TOPIC_MESSAGES[record.topic]
 
         # The partitions' runs are settled together: one read and one write per fetch, not per partition.
         mode = self.settings.settle_mode
@@ -510,10 +539,11 @@ class ConsumerRuntime(Generic[PortsT]):
                     gate=self.gate,
                 )
 
-        if len(by_partition) == 1:
-            await in_order(next(iter(by_partition.values())))
-            return
-        async with asyncio.TaskGroup() as group:
-            for partition_records in by_partition.values():
-                # Each task gets a copy of the context, so log bindings do not leak across partitions.
-                group.create_task(in_order(partition_records))
+        with metrics.fetched(by_partition, getattr(message, "consumer", None)):
+            if len(by_partition) == 1:
+                await in_order(next(iter(by_partition.values())))
+                return
+            async with asyncio.TaskGroup() as group:
+                for partition_records in by_partition.values():
+                    # Each task gets a copy of the context, so log bindings do not leak across partitions.
+                    group.create_task(in_order(partition_records))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter as Tally
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
+from consumers.common import metrics
 from consumers.common.ports import EventPublisher, StoredOutcome
 from infra.audit import audit
 from schemas.envelope import Envelope, utc_now
@@ -146,6 +148,7 @@ class Settler(Generic[StateT, DecisionT]):
         """Settles the messages (one partition's, in order); for each, the decision committed for it, or
         None if it had been handled before. Returns once every event is published."""
         results: list[DecisionT | None] = [None] * len(inbound)
+        tally: Tally[tuple[str, str, str]] = Tally()
         published: dict[int, tuple[str, tuple[bytes, ...]]] = {}
         pending = [i for i, m in enumerate(inbound) if self.rules.dedupe_id(m.envelope) is not None]
         rounds = refused_rounds = 0
@@ -155,6 +158,7 @@ class Settler(Generic[StateT, DecisionT]):
             planned, duplicates, plans = self._plan(inbound, pending, snapshot)
             for i, stored in duplicates.items():
                 published[i] = (stored.topic, stored.events)
+                tally[(inbound[i].envelope.type, "duplicate", "")] += 1
                 with _bound(inbound[i]):
                     log.info("settle.duplicate", republished=len(stored.events))
             refused = await self.store.commit(plans, self.rules.topic) if plans else frozenset()
@@ -168,14 +172,18 @@ class Settler(Generic[StateT, DecisionT]):
                     continue
                 results[i] = decision
                 published[i] = (self.rules.topic, tuple(e.to_bytes() for e in decision.events))
-                self._audit(inbound[i], decision, rounds)
+                outcome = self._audit(inbound[i], decision, rounds)
+                tally[(inbound[i].envelope.type, outcome.result, str(outcome.facts.get("reason") or ""))] += 1
             if refused:
                 log.info("settle.retry", refused=len(refused), round=rounds)
+                metrics.count_retry("conflict")
                 refused_rounds += 1
                 if refused_rounds == MAX_REFUSED_ROUNDS:
                     raise SettlementStalled(f"accounts {sorted(refused)[:5]} refused {refused_rounds} times")
             pending = still
         await self._publish(inbound, published)
+        metrics.observe_settlement(len(inbound))
+        metrics.count_outcomes(tally)
         return results
 
     def _plan(
@@ -219,10 +227,11 @@ class Settler(Generic[StateT, DecisionT]):
         self._last_decided_at = now
         return now
 
-    def _audit(self, message: Inbound, decision: DecisionT, rounds: int) -> None:
+    def _audit(self, message: Inbound, decision: DecisionT, rounds: int) -> Outcome:
         outcome = self.rules.outcome(decision)
         with _bound(message):
             audit(outcome.action, result=outcome.result, attempts=rounds, **outcome.facts)
+        return outcome
 
     async def _publish(
         self, inbound: Sequence[Inbound], published: Mapping[int, tuple[str, tuple[bytes, ...]]]

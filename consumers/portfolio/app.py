@@ -16,20 +16,19 @@ from consumers.common.runtime import ConsumerRuntime
 from consumers.common.settle import Inbound
 from consumers.portfolio.bootstrap import build_portfolio_ports
 from consumers.portfolio.handlers import PortfolioPorts
+from consumers.registry import PORTFOLIO
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
 from infra.kafka.producer import KafkaPublisher
 from infra.settings import Settings
 from schemas.envelope import Envelope
-from schemas.events import ORDER_EVENT_TYPES
-from schemas.topics import ORDER_EVENTS
 
 
 async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPublisher) -> PortfolioPorts:
     return build_portfolio_ports(DynamoPortfolioStore(client, settings.dynamodb_table), publisher)
 
 
-runtime = ConsumerRuntime("portfolio", _ports)
+runtime = ConsumerRuntime(PORTFOLIO, _ports)
 broker, app = runtime.broker, runtime.app
 
 
@@ -41,6 +40,6 @@ async def _project_batch(inbound: Sequence[Inbound]) -> object:
     return await runtime.ports.settle(inbound)
 
 
-@broker.subscriber(ORDER_EVENTS, **runtime.subscriber_options())
+@broker.subscriber(*PORTFOLIO.reads, **runtime.subscriber_options())
 async def on_order_event(msg: KafkaMessage) -> None:
-    await runtime.process(msg, ORDER_EVENT_TYPES, _project, _project_batch)
+    await runtime.process(msg, _project, _project_batch)

@@ -11,14 +11,13 @@ from faststream.kafka.annotations import KafkaMessage
 
 from consumers.common.runtime import ConsumerRuntime
 from consumers.prices.handlers import PricePorts, record_price
+from consumers.registry import PRICE_RECORDER
 from infra.dynamo.assets import DynamoAssets
 from infra.dynamo.client import DynamoDBClient
 from infra.kafka.producer import KafkaPublisher
 from infra.retry import retry_transient
 from infra.settings import Settings
 from schemas.envelope import Envelope
-from schemas.topics import PRICES
-from schemas.trading import PRICE_TICK_TYPES
 
 
 async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPublisher) -> PricePorts:
@@ -27,8 +26,7 @@ async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPub
     return PricePorts(store=assets, known_assets=frozenset(str(a["symbol"]) for a in catalogue))
 
 
-# Ticks are keyed by asset, not account, and the next tick supersedes a lost one: nothing to hold back.
-runtime = ConsumerRuntime("prices", _ports, quarantine=False)
+runtime = ConsumerRuntime(PRICE_RECORDER, _ports)
 broker, app = runtime.broker, runtime.app
 
 
@@ -36,6 +34,6 @@ async def _record(envelope: Envelope[Any]) -> object:
     return await record_price(envelope, runtime.ports)
 
 
-@broker.subscriber(PRICES, **runtime.subscriber_options())
+@broker.subscriber(*PRICE_RECORDER.reads, **runtime.subscriber_options())
 async def on_price_tick(msg: KafkaMessage) -> None:
-    await runtime.process(msg, PRICE_TICK_TYPES, _record)
+    await runtime.process(msg, _record)

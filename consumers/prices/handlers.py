@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from consumers.common import metrics
 from schemas.envelope import Envelope
 from schemas.trading import PriceTick
 
@@ -30,8 +31,10 @@ async def record_price(envelope: Envelope[Any], ports: PricePorts) -> bool:
     tick: PriceTick = envelope.payload
     if tick.asset not in ports.known_assets:
         log.warning("prices.unknown_asset", asset=tick.asset)
+        metrics.count_outcome(PriceTick.TYPE, "ignored", "unknown_asset")
         return False
     written = await ports.store.record_tick(tick)
     if not written:
         log.debug("prices.stale_tick", asset=tick.asset, at=tick.at.isoformat())
+    metrics.count_outcome(PriceTick.TYPE, "recorded" if written else "ignored", "" if written else "stale")
     return written

@@ -12,22 +12,21 @@ from faststream.kafka.annotations import KafkaMessage
 
 from consumers.common.runtime import ConsumerRuntime
 from consumers.common.settle import Inbound
+from consumers.registry import TRADING
 from consumers.trading.bootstrap import build_trading_ports
 from consumers.trading.handlers import TradingPorts
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.trading_store import DynamoTradingStore
 from infra.kafka.producer import KafkaPublisher
 from infra.settings import Settings
-from schemas.commands import PlaceOrder
 from schemas.envelope import Envelope
-from schemas.topics import ORDER_COMMANDS
 
 
 async def _ports(settings: Settings, client: DynamoDBClient, publisher: KafkaPublisher) -> TradingPorts:
     return build_trading_ports(settings, DynamoTradingStore(client, settings.dynamodb_table), publisher)
 
 
-runtime = ConsumerRuntime("trading", _ports)
+runtime = ConsumerRuntime(TRADING, _ports)
 broker, app = runtime.broker, runtime.app
 
 
@@ -39,6 +38,6 @@ async def _settle_batch(inbound: Sequence[Inbound]) -> object:
     return await runtime.ports.settle(inbound)
 
 
-@broker.subscriber(ORDER_COMMANDS, **runtime.subscriber_options())
+@broker.subscriber(*TRADING.reads, **runtime.subscriber_options())
 async def on_order(msg: KafkaMessage) -> None:
-    await runtime.process(msg, {PlaceOrder.TYPE: PlaceOrder}, _settle, _settle_batch)
+    await runtime.process(msg, _settle, _settle_batch)

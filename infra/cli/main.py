@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from consumers.registry import CONSUMER_GROUPS
 from infra.audit import audit
 from infra.cli import broker, rebuild
 from infra.cli.dead_letters import DeadLetter, DeadLetterId, RedriveLog, dlq_topic_for, from_record
@@ -36,19 +37,7 @@ from infra.cli.replay import PartitionPlan, Target, execute, plan
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.client import dynamodb_client
 from infra.settings import Settings
-from schemas.topics import (
-    DEPOSIT_COMMANDS,
-    ORDER_COMMANDS,
-    ORDER_EVENTS,
-    WITHDRAWAL_COMMANDS,
-)
 
-# Consumer groups and the topics each reads (see consumers/*/app.py).
-CONSUMER_GROUPS: Final[Mapping[str, tuple[str, ...]]] = {
-    "ledger": (DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS),
-    "trading": (ORDER_COMMANDS,),
-    "portfolio": (ORDER_EVENTS,),
-}
 USAGE_EXIT: Final = 2
 T = TypeVar("T")
 # Off a terminal (pipes, CI logs) rich would wrap at 80 columns; ids and reasons read better unwrapped.

@@ -1,4 +1,5 @@
-"""Items that every handler writes in its transaction: the dedupe/outcome record and the event items."""
+"""Items that handlers write in their transactions: a client command's one record (its outcome event, dedupe
+guard and status), and the dedupe records of handlers that follow events."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 
 from consumers.common.ports import StoredOutcome
 from infra.dynamo.client import to_item
-from infra.dynamo.keys import COMMAND_INDEX_KEY, account_pk, command_sk, event_sk
-from schemas.envelope import Envelope, utc_now
+from infra.dynamo.keys import COMMAND_INDEX_KEY, account_pk, command_record_sk, command_sk
+from infra.dynamo.transactions import ItemKey
+from schemas.envelope import Envelope, derive_event_id
 
 
 def outcome_record(
@@ -22,29 +24,57 @@ def outcome_record(
     events: Sequence[Envelope[Any]],
     outcome: str,
     reason: str | None,
-    command: tuple[uuid.UUID, datetime] | None = None,
-    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dedupe guard: it exists once per (handler, command) and holds what to republish on redelivery.
+    """The dedupe guard of a handler that follows events (portfolio): it exists once per (handler, event)
+    and holds what to republish on redelivery."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(
+                {
+                    "PK": pk,
+                    "SK": sk,
+                    "topic": topic,
+                    "events": [e.to_json() for e in events],
+                    "outcome": outcome,
+                    "reason": reason,
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
 
-    The record of a client's command (`command`: its id and when it was accepted) is also the command's
-    terminal status, which the API reads: no second write path, and indexed by the command id. `details`
-    are what else a reader looks up by the same id (an order's record), kept on the same item.
-    """
+
+def command_record(
+    table: str,
+    handler: str,
+    command_id: uuid.UUID,
+    accepted_at: datetime,
+    *,
+    topic: str,
+    event: Envelope[Any],
+    outcome: str,
+    reason: str | None,
+    balance_version: int,
+    order: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A client command's one item: its outcome event (what the account's history and reconciliation read),
+    its dedupe guard (it exists once per command: `attribute_not_exists`), what to republish on
+    redelivery, and its terminal status (the API reads it; `outcome_of` indexes it by command id). An
+    order's record (`order`) is kept on it too."""
     values: dict[str, Any] = {
-        **(details or {}),
-        "PK": pk,
-        "SK": sk,
+        "PK": account_pk(event.account_id),
+        "SK": command_record_sk(accepted_at, derive_event_id(command_id, handler)),
+        **_event_attributes(event, balance_version),
         "topic": topic,
-        "events": [e.to_json() for e in events],
+        "events": [event.to_json()],
         "outcome": outcome,
         "reason": reason,
-        "recorded_at": utc_now().isoformat(),
+        COMMAND_INDEX_KEY: str(command_id),
+        "accepted_at": accepted_at.isoformat(),
     }
-    if command is not None:
-        command_id, accepted_at = command
-        values[COMMAND_INDEX_KEY] = str(command_id)
-        values["accepted_at"] = accepted_at.isoformat()
+    if order is not None:
+        values["order"] = dict(order)
     return {
         "Put": {
             "TableName": table,
@@ -52,6 +82,38 @@ def outcome_record(
             "ConditionExpression": "attribute_not_exists(PK)",
         }
     }
+
+
+def command_record_keys(handler: str, message: Envelope[Any], legacy_until: datetime) -> list[ItemKey]:
+    """Where a command's record may be: its item, and for a command accepted before the table's cutover the
+    dedupe record of the older layout (see `infra.dynamo.layout`)."""
+    pk = account_pk(message.account_id)
+    keys = [(pk, command_record_sk(message.occurred_at, derive_event_id(message.id, handler)))]
+    if message.occurred_at < legacy_until:
+        keys.append((pk, command_sk(handler, message.id)))
+    return keys
+
+
+def command_outcome_keys(
+    handler: str, messages: Iterable[Envelope[Any]], legacy_until: datetime
+) -> list[ItemKey]:
+    """Every key to read with a batch to tell which of its commands were settled before."""
+    return [key for m in messages for key in command_record_keys(handler, m, legacy_until)]
+
+
+def stored_command_outcomes(
+    handler: str,
+    messages: Sequence[Envelope[Any]],
+    found: Mapping[ItemKey, Mapping[str, Any]],
+    legacy_until: datetime,
+) -> dict[uuid.UUID, StoredOutcome]:
+    """The commands settled before: what their records among `found` say to republish."""
+    stored: dict[uuid.UUID, StoredOutcome] = {}
+    for m in messages:
+        record = next((found[k] for k in command_record_keys(handler, m, legacy_until) if k in found), None)
+        if record is not None:
+            stored[m.id] = stored_outcome(record)
+    return stored
 
 
 def outcome_keys(handler: str, messages: Iterable[Envelope[Any]]) -> list[tuple[str, str]]:
@@ -85,23 +147,13 @@ def history_version(observed_balance_version: int, settled: bool) -> int:
     return observed_balance_version + 1 if settled else observed_balance_version
 
 
-def event_put(table: str, pk: str, event: Envelope[Any], balance_version: int) -> dict[str, Any]:
+def _event_attributes(event: Envelope[Any], balance_version: int) -> dict[str, Any]:
     return {
-        "Put": {
-            "TableName": table,
-            "Item": to_item(
-                {
-                    "PK": pk,
-                    "SK": event_sk(event.occurred_at, event.id),
-                    "event_id": str(event.id),
-                    "type": event.type,
-                    "version": event.version,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "causation_id": str(event.causation_id) if event.causation_id else None,
-                    "payload": event.payload.model_dump(mode="json"),
-                    "balance_version": balance_version,
-                }
-            ),
-            "ConditionExpression": "attribute_not_exists(PK)",
-        }
+        "event_id": str(event.id),
+        "type": event.type,
+        "version": event.version,
+        "occurred_at": event.occurred_at.isoformat(),
+        "causation_id": str(event.causation_id) if event.causation_id else None,
+        "payload": event.payload.model_dump(mode="json"),
+        "balance_version": balance_version,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 ACCOUNT_PREFIX = "ACCOUNT#"
 
@@ -46,7 +46,19 @@ EVENT_PREFIX = "EVENT#"
 
 def event_sk(occurred_at: datetime, event_id: uuid.UUID) -> str:
     # Fixed-width UTC timestamps sort lexicographically, which gives "newest first" for free.
-    return f"{EVENT_PREFIX}{occurred_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
+    return f"{EVENT_PREFIX}{occurred_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
+
+
+def command_record_sk(accepted_at: datetime, event_id: uuid.UUID) -> str:
+    # A client command's one item: its outcome event, keyed by when the command was accepted (known
+    # before it settles, so the dedupe check and the status read can name the key) and the event's id
+    # (derived from the command's). It sorts with the account's other events.
+    return event_sk(accepted_at, event_id)
+
+
+# Facts about the table itself (which item layouts it may hold), on an item of their own.
+TABLE_META_PK = "META"
+LAYOUT_SK = "LAYOUT"
 
 
 def dead_letter_pk(dead_letter_topic: str) -> str:

@@ -24,8 +24,9 @@ from consumers.common.settle import AccountPlan, Snapshot
 from consumers.ledger.decisions import HANDLER, CashAccount, CashDecision, CashKind, command_day
 from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr
 from infra.dynamo.coalesce import least_start
-from infra.dynamo.events import event_put, history_version, outcome_keys, outcome_record, stored_outcomes
-from infra.dynamo.keys import account_pk, balance_sk, command_sk, daily_total_sk
+from infra.dynamo.events import command_outcome_keys, command_record, history_version, stored_command_outcomes
+from infra.dynamo.keys import account_pk, balance_sk, daily_total_sk
+from infra.dynamo.layout import LegacyRecords
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
 from schemas.commands import Deposit
 from schemas.envelope import Envelope
@@ -33,8 +34,8 @@ from schemas.envelope import Envelope
 # A day's totals are kept a while after it ends (a command accepted yesterday may settle today); older
 # ones are dropped from the balance item by the next settlement that writes it.
 DAILY_TOTALS_KEPT = timedelta(days=3)
-# Two items per command (dedupe record, event) and the balance.
-_ITEMS_PER_COMMAND: Final = 2
+# One item per command (its record) and the balance.
+_ITEMS_PER_COMMAND: Final = 1
 _ACCOUNT_ITEMS_RESERVED: Final = 1
 _DAILY_PREFIX: Final = "daily#"
 
@@ -58,6 +59,7 @@ class DynamoLedgerStore:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+        self._legacy = LegacyRecords(client, table)
 
     def _key(self, account_id: str, sk: str) -> dict[str, Any]:
         return {"PK": to_attr(account_pk(account_id)), "SK": to_attr(sk)}
@@ -67,7 +69,7 @@ class DynamoLedgerStore:
         keys = [
             *((account_pk(m.account_id), balance_sk()) for m in messages),
             *((account_pk(a), daily_total_sk(k, d)) for a, k, d in counters),
-            *outcome_keys(HANDLER, messages),
+            *command_outcome_keys(HANDLER, messages, legacy_until := await self._legacy.until()),
         ]
         found = await get_items(self._client, self._table, keys)
         states: dict[str, CashAccount] = {}
@@ -89,7 +91,7 @@ class DynamoLedgerStore:
                 version=int(balance.get("version", 0)),
                 daily=daily,
             )
-        return Snapshot(states, stored_outcomes(HANDLER, messages, found))
+        return Snapshot(states, stored_command_outcomes(HANDLER, messages, found, legacy_until))
 
     async def commit(
         self, plans: Sequence[AccountPlan[CashAccount, CashDecision]], topic: str
@@ -100,23 +102,22 @@ class DynamoLedgerStore:
     def _items(self, plan: AccountPlan[CashAccount, CashDecision], topic: str) -> list[dict[str, Any]]:
         if len(plan.decisions) > self.max_commands_per_account:
             raise ValueError(f"{len(plan.decisions)} commands for one account exceed one transaction")
-        pk = account_pk(plan.account_id)
         items = [self._balance_action(plan)]
         for decision in plan.decisions:
+            (event,) = decision.events
             items.append(
-                outcome_record(
+                command_record(
                     self._table,
-                    pk,
-                    command_sk(HANDLER, decision.command_id),
+                    HANDLER,
+                    decision.command_id,
+                    decision.accepted_at,
                     topic=topic,
-                    events=decision.events,
+                    event=event,
                     outcome="settled" if decision.settled else "rejected",
                     reason=decision.reason,
-                    command=(decision.command_id, decision.accepted_at),
+                    balance_version=history_version(decision.expected_version or 0, decision.settled),
                 )
             )
-            position = history_version(decision.expected_version or 0, decision.settled)
-            items.extend(event_put(self._table, pk, e, position) for e in decision.events)
         return items
 
     def _balance_action(self, plan: AccountPlan[CashAccount, CashDecision]) -> dict[str, Any]:

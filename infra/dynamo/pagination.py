@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from infra.dynamo.client import DynamoDBClient, from_item, to_attr
 from infra.dynamo.keys import account_pk
+
+# Items read per Query when filtering by type (most of an account's events may be of other types).
+_FILTERED_PAGE: Final = 100
 
 
 @dataclass(frozen=True)
@@ -38,21 +42,39 @@ def decode_cursor(cursor: str, account_id: str, prefix: str) -> dict[str, Any]:
 
 
 async def newest_first(
-    client: DynamoDBClient, table: str, account_id: str, prefix: str, limit: int, cursor: str | None
+    client: DynamoDBClient,
+    table: str,
+    account_id: str,
+    prefix: str,
+    limit: int,
+    cursor: str | None,
+    *,
+    of_types: Collection[str] = (),
 ) -> Page:
-    """One Query, never a scan; raises ValueError for a bad cursor."""
+    """Never a scan; raises ValueError for a bad cursor. `of_types` keeps only the items whose `type` is
+    one of them: DynamoDB filters after it reads a page, so pages are read until `limit` items match."""
     query: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
         "ExpressionAttributeValues": {":pk": to_attr(account_pk(account_id)), ":prefix": to_attr(prefix)},
         "ScanIndexForward": False,
-        "Limit": limit,
+        "Limit": max(limit, _FILTERED_PAGE) if of_types else limit,
     }
+    if of_types:
+        names = {f":t{n}": to_attr(t) for n, t in enumerate(sorted(of_types))}
+        query["FilterExpression"] = f"#type IN ({', '.join(names)})"
+        query["ExpressionAttributeNames"] = {"#type": "type"}
+        query["ExpressionAttributeValues"].update(names)
     if cursor:
         query["ExclusiveStartKey"] = decode_cursor(cursor, account_id, prefix)
-    response = await client.query(**query)
-    last = response.get("LastEvaluatedKey")
-    return Page(
-        items=[from_item(i) for i in response.get("Items", [])],
-        next_cursor=encode_cursor(last) if last else None,
-    )
+    items: list[dict[str, Any]] = []
+    while True:
+        response = await client.query(**query)
+        for raw in response.get("Items", []):
+            items.append(raw)
+            if len(items) == limit:
+                return Page([from_item(i) for i in items], encode_cursor({"PK": raw["PK"], "SK": raw["SK"]}))
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return Page([from_item(i) for i in items], None)
+        query["ExclusiveStartKey"] = last

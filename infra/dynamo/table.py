@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from infra.dynamo.client import DynamoDBClient
 from infra.dynamo.keys import COMMAND_INDEX, COMMAND_INDEX_KEY
+from infra.dynamo.layout import stamp_layout
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,7 @@ _ATTRIBUTES: Final = [
 
 
 async def ensure_table(client: DynamoDBClient, table: str) -> None:
+    created = False
     try:
         await client.create_table(
             TableName=table,
@@ -40,6 +42,7 @@ async def ensure_table(client: DynamoDBClient, table: str) -> None:
             GlobalSecondaryIndexes=[_COMMAND_INDEX],  # type: ignore[list-item]
             BillingMode="PAY_PER_REQUEST",
         )
+        created = True
         log.info("dynamodb.table_created", table=table)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
@@ -54,6 +57,7 @@ async def ensure_table(client: DynamoDBClient, table: str) -> None:
         )
         log.info("dynamodb.index_added", table=table, index=COMMAND_INDEX)
         await _await_active(client, table)
+    await stamp_layout(client, table, created=created)
     try:
         await client.update_time_to_live(
             TableName=table,

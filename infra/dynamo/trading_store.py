@@ -1,6 +1,6 @@
 """DynamoDB adapter of trading's settlement: a batch's accounts, holdings and quotes read at once, each
-account's orders written as one coalesced balance update and one update per traded holding, with the
-orders' dedupe records, order records and events.
+account's orders written as one coalesced balance update and one update per traded holding, with each
+order's one record (its event, dedupe guard, status and order details).
 
 The balance item is shared with the ledger. Both writers follow the same optimistic protocol: read
 `version`, write the version the run's last fill left (one bump per fill) on condition `version = :v`.
@@ -17,25 +17,24 @@ from typing import Any, Final
 
 from consumers.common.settle import AccountPlan, Snapshot
 from consumers.trading.decisions import HANDLER, Holding, OrderDecision, Quote, TradingAccount
-from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr, to_item
+from infra.dynamo.client import DynamoDBClient, as_decimal, to_attr
 from infra.dynamo.coalesce import least_start
-from infra.dynamo.events import event_put, history_version, outcome_keys, outcome_record, stored_outcomes
-from infra.dynamo.keys import account_pk, balance_sk, command_sk
+from infra.dynamo.events import command_outcome_keys, command_record, history_version, stored_command_outcomes
+from infra.dynamo.keys import account_pk, balance_sk
+from infra.dynamo.layout import LegacyRecords
 from infra.dynamo.trading_keys import (
     ASSET_META_SK,
     ASSET_PRICE_SK,
     asset_pk,
     holding_sk,
-    order_log_sk,
 )
 from infra.dynamo.transactions import MAX_TRANSACTION_ITEMS, ItemGroup, get_items, write_groups
 from schemas.envelope import Envelope
 from schemas.money import decimal_to_str
 from schemas.trading import is_symbol
 
-# Three items per order (the dedupe record, which holds the order; the order log; the event) and at most
-# one holding it adds; the balance.
-_ITEMS_PER_ORDER: Final = 4
+# One item per order (its record) and at most one holding it adds; the balance.
+_ITEMS_PER_ORDER: Final = 2
 
 
 def order_record(decision: OrderDecision) -> dict[str, Any]:
@@ -67,6 +66,7 @@ class DynamoTradingStore:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+        self._legacy = LegacyRecords(client, table)
 
     async def load(self, messages: Sequence[Envelope[Any]]) -> Snapshot[TradingAccount]:
         # A malformed symbol can name no asset, and must not become part of a key (DynamoDB would refuse
@@ -77,7 +77,7 @@ class DynamoTradingStore:
             *((account_pk(m.account_id), balance_sk()) for m in messages),
             *((account_pk(a), holding_sk(asset)) for a, asset in traded),
             *((asset_pk(asset), sk) for asset in assets for sk in (ASSET_META_SK, ASSET_PRICE_SK)),
-            *outcome_keys(HANDLER, messages),
+            *command_outcome_keys(HANDLER, messages, legacy_until := await self._legacy.until()),
         ]
         found = await get_items(self._client, self._table, keys)
         quotes = {asset: self._quote(found, asset) for asset in assets}
@@ -97,7 +97,7 @@ class DynamoTradingStore:
                 holdings=holdings,
                 quotes=quotes,
             )
-        return Snapshot(states, stored_outcomes(HANDLER, messages, found))
+        return Snapshot(states, stored_command_outcomes(HANDLER, messages, found, legacy_until))
 
     @staticmethod
     def _quote(found: dict[tuple[str, str], dict[str, Any]], asset: str) -> Quote:
@@ -116,7 +116,6 @@ class DynamoTradingStore:
     def _items(self, plan: AccountPlan[TradingAccount, OrderDecision], topic: str) -> list[dict[str, Any]]:
         if len(plan.decisions) > self.max_commands_per_account:
             raise ValueError(f"{len(plan.decisions)} orders for one account exceed one transaction")
-        pk = account_pk(plan.account_id)
         items: list[dict[str, Any]] = []
         fills = [d for d in plan.decisions if d.settled]
         if fills:
@@ -125,40 +124,22 @@ class DynamoTradingStore:
                 self._holding_update(plan, asset, fills) for asset in dict.fromkeys(d.asset for d in fills)
             )
         for decision in plan.decisions:
-            record = order_record(decision)
-            items += [
-                outcome_record(
+            (event,) = decision.events
+            items.append(
+                command_record(
                     self._table,
-                    pk,
-                    command_sk(HANDLER, decision.command_id),
+                    HANDLER,
+                    decision.command_id,
+                    decision.placed_at,
                     topic=topic,
-                    events=decision.events,
+                    event=event,
                     outcome="settled" if decision.settled else "rejected",
                     reason=decision.reason,
-                    command=(decision.command_id, decision.placed_at),
-                    details=record,
-                ),
-                self._put_new(pk, order_log_sk(decision.placed_at, decision.order_id), record),
-                *(
-                    event_put(
-                        self._table,
-                        pk,
-                        e,
-                        history_version(decision.observed_balance_version, decision.settled),
-                    )
-                    for e in decision.events
-                ),
-            ]
+                    balance_version=history_version(decision.observed_balance_version, decision.settled),
+                    order=order_record(decision),
+                )
+            )
         return items
-
-    def _put_new(self, pk: str, sk: str, values: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_item({"PK": pk, "SK": sk, **values}),
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        }
 
     def _balance_update(
         self, plan: AccountPlan[TradingAccount, OrderDecision], fills: Sequence[OrderDecision]

@@ -144,6 +144,15 @@ def redis_server_binary() -> Path:
     )
 
 
+def chromium_binary() -> Path | None:
+    """Debian's `chromium` (for the browser tests): from PATH, else installed with apt (as root)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _apt_install("chromium")
+        found = shutil.which("chromium")
+    return Path(found) if found else None
+
+
 def _apt_install(package: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # Wait for a concurrent apt/dpkg run (another installer) instead of failing on its lock.

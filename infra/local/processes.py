@@ -22,19 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TextIO
 
+from consumers.registry import APPS
 from infra.local.control import pid_alive
 from infra.local.install import PROJECT_ROOT
 from infra.settings import Settings
 
-# FastStream apps, "name": "module:app". Add a line per consumer (trading, portfolio, prices, ...).
-CONSUMER_APPS: Final[Mapping[str, str]] = {
-    "ledger": "consumers.ledger.app:app",
-    "trading": "consumers.trading.app:app",
-    "portfolio": "consumers.portfolio.app:app",
-    "prices": "consumers.prices.app:app",
-    # The price feed is a FastStream app too (a producer only); `python -m producers.prices` runs it alone.
-    "price-feed": "producers.prices.app:app",
-}
 API_FACTORY: Final = "api.app:create_app"
 # Where the API's workers share their metrics (api/metrics.py): one new directory per launch.
 METRICS_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -49,6 +41,9 @@ _PREFIX_WIDTH: Final = 10
 class AppProcess:
     name: str
     argv: list[str]
+    # Layered over the supervisor's environment for this process only.
+    env: Mapping[str, str] = field(default_factory=dict)
+    metrics_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +53,11 @@ class ExitedProcess:
     runtime_s: float
 
 
-def app_processes(settings_port: int, api_workers: int | None = None) -> list[AppProcess]:
-    """The API on `settings_port` and every consumer in `CONSUMER_APPS`, run with this interpreter.
+def app_processes(
+    settings_port: int, api_workers: int | None = None, metrics_ports: Mapping[str, int] | None = None
+) -> list[AppProcess]:
+    """The API on `settings_port` and every app of the registry (consumers/registry.py), run with this
+    interpreter, each serving its metrics on `metrics_ports[name]` (default: its registry entry's port).
 
     The API runs `api_workers` processes (default: `LEDGERFLOW_API_WORKERS` from this environment) and
     writes no access-log line per request: the metrics count requests, the audit trail records who did
@@ -71,12 +69,20 @@ def app_processes(settings_port: int, api_workers: int | None = None) -> list[Ap
     runner = ["-m", "infra.local.processes"] if workers > 1 else ["-m", "uvicorn"]
     uvicorn = [API_FACTORY, "--factory", "--no-access-log", "--workers", str(workers)]
     uvicorn += ["--host", "127.0.0.1", "--port", str(settings_port)]
-    api = AppProcess("api", [sys.executable, *runner, *uvicorn])
-    consumers = [
-        AppProcess(name, [sys.executable, "-m", "faststream", "run", target])
-        for name, target in CONSUMER_APPS.items()
+    api = AppProcess(
+        "api", [sys.executable, *runner, *uvicorn], metrics_url=f"http://127.0.0.1:{settings_port}/metrics"
+    )
+    ports = {name: spec.metrics_port for name, spec in APPS.items()} | dict(metrics_ports or {})
+    apps = [
+        AppProcess(
+            name,
+            [sys.executable, "-m", "faststream", "run", spec.app],
+            env={"LEDGERFLOW_METRICS_PORT": str(ports[name])},
+            metrics_url=f"http://127.0.0.1:{ports[name]}/metrics" if ports[name] else None,
+        )
+        for name, spec in APPS.items()
     ]
-    return [api, *consumers]
+    return [api, *apps]
 
 
 def serve_api(uvicorn_args: Sequence[str]) -> None:
@@ -224,7 +230,7 @@ class Supervisor:
         current = self._children.get(proc.name)
         if current is not None and current.popen.poll() is None:
             raise RuntimeError(f"{proc.name} is already running (pid {current.popen.pid})")
-        popen = spawn(proc.argv, stdout=subprocess.PIPE, env=self._env, cwd=self._cwd)
+        popen = spawn(proc.argv, stdout=subprocess.PIPE, env={**self._env, **proc.env}, cwd=self._cwd)
         pump = threading.Thread(
             target=self._pump, args=(self._prefix(proc.name), popen), name=f"out-{proc.name}", daemon=True
         )

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from types import FrameType
 from typing import Final
 
@@ -23,7 +24,7 @@ import structlog
 from infra.local.config import LocalConfig, LocalConfigError
 from infra.local.control import ControlFolder, RunnerInfo
 from infra.local.install import PROJECT_ROOT, InstallError
-from infra.local.processes import ExitedProcess, Supervisor, app_processes
+from infra.local.processes import AppProcess, ExitedProcess, Supervisor, app_processes
 from infra.local.services import (
     HOST,
     LocalServices,
@@ -148,7 +149,9 @@ def main() -> int:
         for proc in apps:
             control.record_pid(proc.name, supervisor.start(proc).pid)
         api_up = _wait_for_api(supervisor, settings.api_port)
-        _announce(endpoints, settings.api_port, services, config, time.monotonic() - began, api_up=api_up)
+        _announce(
+            endpoints, settings.api_port, services, config, time.monotonic() - began, api_up=api_up, apps=apps
+        )
         _watch(supervisor, services, settings, control)
     except (InstallError, PortInUseError, ServiceStartError, RunnerBusyError) as error:
         print(f"make run: {error}", file=sys.stderr)  # noqa: T201
@@ -187,6 +190,7 @@ def _announce(
     seconds: float,
     *,
     api_up: bool,
+    apps: Sequence[AppProcess],
 ) -> None:
     state = "ready" if api_up else "started, but the API is not answering yet (see its output above)"
     logs = os.path.relpath(services.log_dir, PROJECT_ROOT)
@@ -202,7 +206,8 @@ def _announce(
         f"ledgerflow {state} in {seconds:.1f} s: API http://{HOST}:{api_port}  "
         f"Kafka {endpoints.kafka_bootstrap_servers}  DynamoDB {endpoints.dynamodb_endpoint_url}  "
         f"Redis {endpoints.redis_url}\n"
-        f"  {where}; server logs in {logs}/; `ledgerflow local status|stop|start`; Ctrl-C stops everything",
+        f"  {where}; server logs in {logs}/; `ledgerflow local status|stop|start`; Ctrl-C stops everything\n"
+        f"  metrics: {'  '.join(f'{app.name} {app.metrics_url}' for app in apps if app.metrics_url)}",
         flush=True,
     )
 

@@ -31,6 +31,7 @@ from typing import Final
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
+from consumers.registry import APPS
 from infra.local.install import (
     DEFAULT_CACHE_DIR,
     DYNAMODB_JAR,
@@ -111,6 +112,12 @@ def free_port() -> int:
             if port not in _handed_out_ports:
                 _handed_out_ports.add(port)
                 return port
+
+
+def free_metrics_ports() -> dict[str, int]:
+    """A free metrics port for every app of the registry, for systems started beside `make run` (tests,
+    bench, chaos): `app_processes(..., metrics_ports=free_metrics_ports())`."""
+    return {name: free_port() for name in APPS}
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:

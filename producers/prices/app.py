@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 import structlog
 from faststream import FastStream
 
-from consumers.common.runtime import make_broker
+from consumers.common.runtime import make_broker, metrics_served
+from consumers.registry import PRICE_FEED
 from infra.data import load_assets, project_file
 from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
@@ -24,7 +25,7 @@ from infra.settings import Settings, get_settings
 from producers.prices.feed import replay, run_random_walk
 from producers.prices.walk import RandomWalk, read_recording
 
-SERVICE = "price-feed"
+SERVICE = PRICE_FEED.name
 settings = get_settings()
 configure_logging(settings, SERVICE)
 log = structlog.get_logger(__name__)
@@ -62,14 +63,15 @@ async def lifespan() -> AsyncIterator[None]:
     # Everything that talks to Kafka runs in the task, so a stop signal is obeyed even while it waits
     # for a broker that is not there yet.
     log.info("prices.feed_starting", feed=settings.price_feed)
-    task = asyncio.create_task(_feed(settings))
-    task.add_done_callback(_report_end)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with metrics_served(settings, PRICE_FEED):
+        task = asyncio.create_task(_feed(settings))
+        task.add_done_callback(_report_end)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 # FastStream runs no app without a broker; this one subscribes to nothing. Ticks go through our own

@@ -24,14 +24,14 @@ from typing import Any, TextIO
 
 import httpx
 
+from consumers.registry import CONSUMERS, PRICE_FEED, SETTLING
 from infra.cli import broker
-from infra.cli.main import CONSUMER_GROUPS
 from infra.dynamo.client import as_decimal, dynamodb_client, from_item
-from infra.dynamo.command_statuses import STATUS_HANDLERS, status_of
-from infra.dynamo.keys import command_prefix
+from infra.dynamo.command_statuses import status_of
+from infra.dynamo.keys import COMMAND_INDEX_KEY
 from infra.local.install import PROJECT_ROOT
 from infra.local.processes import AppProcess, Supervisor, app_processes
-from infra.local.services import LocalServices, free_port
+from infra.local.services import LocalServices, free_metrics_ports, free_port
 from infra.provision import provision
 from infra.settings import Settings
 from schemas.topics import COMMAND_TOPICS
@@ -57,7 +57,7 @@ CHAOS_ENV = {
     "LEDGERFLOW_PRICE_TICK_INTERVAL_S": "1",
 }
 # Apps never killed: the price feed (prices are not money). The API is killed `api_kills` times.
-NOT_KILLED = {"api", "price-feed"}
+NOT_KILLED = {"api", PRICE_FEED.name}
 # Servers SIGKILLed and restarted on their data (the suite runs them durable, as `make run` does).
 SERVERS = ("redis", "tansu", "dynamodb")
 TERMINAL = {"settled", "rejected"}
@@ -169,7 +169,7 @@ def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
         phases.mark("servers ready")
         supervisor = Supervisor(env, out=app_log)
         api_port = free_port()
-        specs = {spec.name: spec for spec in app_processes(api_port)}
+        specs = {spec.name: spec for spec in app_processes(api_port, metrics_ports=free_metrics_ports())}
         for spec in specs.values():
             supervisor.start(spec)
         try:
@@ -338,11 +338,10 @@ def _kill_loop(
 
 def _replayed_groups(specs: dict[str, AppProcess]) -> dict[str, list[str]]:
     """The groups that read command topics, with those topics: every command is handled again."""
-    running = {"ledger": "ledger", "trading": "trading"}
     return {
-        group: [t for t in CONSUMER_GROUPS[group] if t in COMMAND_TOPICS]
-        for group, process in running.items()
-        if process in specs
+        group: [t for t in CONSUMERS[group].reads if t in COMMAND_TOPICS]
+        for group in SETTLING
+        if group in specs and any(t in COMMAND_TOPICS for t in CONSUMERS[group].reads)
     }
 
 
@@ -390,24 +389,31 @@ async def _wait_groups_empty(settings: Settings, groups: list[str], timeout_s: f
 
 
 async def _statuses(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Every client command's terminal status, from the outcome records the API reads it from."""
+    """Every client command's terminal status, from the records the API reads it from (those, and only
+    those, carry the command id the index is keyed by)."""
     found: dict[str, dict[str, Any]] = {}
     async with dynamodb_client(settings) as client:
-        for handler in STATUS_HANDLERS:
-            prefix = command_prefix(handler)
-            async for item in _scan(client, settings.dynamodb_table, prefix):
-                command_id = uuid.UUID(str(item["SK"]).removeprefix(prefix))
-                found[str(command_id)] = status_of(command_id, item).model_dump(mode="json")
+        where = {
+            "FilterExpression": "attribute_exists(#id)",
+            "ExpressionAttributeNames": {"#id": COMMAND_INDEX_KEY},
+        }
+        async for item in _scan_where(client, settings.dynamodb_table, where):
+            command_id = uuid.UUID(str(item[COMMAND_INDEX_KEY]))
+            found[str(command_id)] = status_of(command_id, item).model_dump(mode="json")
     return found
 
 
 async def _scan(client: Any, table: str, prefix: str) -> Any:
-    kwargs: dict[str, Any] = {
-        "TableName": table,
+    where = {
         "FilterExpression": "begins_with(SK, :prefix)",
         "ExpressionAttributeValues": {":prefix": {"S": prefix}},
-        "ConsistentRead": True,
     }
+    async for item in _scan_where(client, table, where):
+        yield item
+
+
+async def _scan_where(client: Any, table: str, where: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {"TableName": table, **where, "ConsistentRead": True}
     while True:
         page = await client.scan(**kwargs)
         for item in page.get("Items", []):
@@ -435,7 +441,8 @@ async def _wait_drained(settings: Settings, timeout_s: float) -> None:
     quiet = 0
     async with broker.admin_client(settings) as admin, broker.reader(settings) as consumer:
         topics = set(await broker.list_topics(admin))
-        wanted = {g: [t for t in ts if t in topics] for g, ts in CONSUMER_GROUPS.items()}
+        # The settling groups only: the price recorder never drains while the feed ticks.
+        wanted = {g: [t for t in CONSUMERS[g].reads if t in topics] for g in SETTLING}
         while time.monotonic() < deadline:
             groups = await broker.existing_groups(admin)
             ends = await broker.topic_ends(

@@ -20,11 +20,14 @@ from consumers.ledger.ports import LedgerStore
 from consumers.trading.decisions import TradingRules, apply_order
 from consumers.trading.ports import TradingStore
 from infra.dynamo.client import DynamoDBClient, as_decimal, dynamodb_client, from_item, to_attr, to_item
-from infra.dynamo.keys import account_pk, balance_sk, daily_total_sk
+from infra.dynamo.command_statuses import DynamoCommandStatuses
+from infra.dynamo.keys import COMMAND_INDEX_KEY, account_pk, balance_sk, command_sk, daily_total_sk, event_sk
+from infra.dynamo.layout import LegacyRecords
 from infra.dynamo.ledger_store import DynamoLedgerStore, daily_attribute
+from infra.dynamo.orders import DynamoOrders
 from infra.dynamo.table import ensure_table
 from infra.dynamo.trading_keys import ASSET_META_SK, ASSET_PRICE_SK, asset_pk, holding_sk
-from infra.dynamo.trading_store import DynamoTradingStore
+from infra.dynamo.trading_store import DynamoTradingStore, order_record
 from infra.settings import Settings
 from producers.commands import envelope_for
 from schemas.commands import Deposit, PlaceOrder, Withdraw
@@ -373,3 +376,120 @@ async def test_daily_totals_live_on_the_balance_item_and_older_counters_still_co
         balance = from_item(item["Item"])
         assert balance[daily_attribute("deposit", day)] == Decimal(10000)
         assert (await backend.ledger.load([over])).states[account].daily == {("deposit", day): Decimal(10000)}
+
+
+async def _account_items(client: DynamoDBClient, table: str, account: str) -> list[str]:
+    response = await client.query(
+        TableName=table,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": to_attr(account_pk(account))},
+        ConsistentRead=True,
+    )
+    return sorted(str(i["SK"]["S"]).split("#")[0] for i in response.get("Items", []))
+
+
+async def test_a_command_leaves_one_item_which_is_its_event_status_and_order(settings: Settings) -> None:
+    """A fresh table holds no records of the older layout, so none are looked for; each command's one
+    item is found by its acceptance time (the intake's record) and by the command-id index."""
+    async with dynamodb_client(settings) as client:
+        table = settings.dynamodb_table
+        await ensure_table(client, table)
+        assert await LegacyRecords(client, table).until() == datetime(1970, 1, 1, tzinfo=UTC)
+        backend = DynamoBackend(client, table)
+        account, asset = _account(), "CT" + uuid.uuid4().hex[:6].upper()
+        await backend.open_account(account, "0")
+        await backend.list_asset(asset, "10")
+        deposit = _cash("deposit", account, "100")
+        assert (await _settle_cash(backend, [deposit])).refused == frozenset()
+        buy, oversell = _order("buy", account, asset, "2"), _order("sell", account, asset, "5")
+        assert await _settle_orders(backend, [buy, oversell]) == frozenset()
+        assert await _account_items(client, table, account) == [
+            "BALANCE",
+            "EVENT",
+            "EVENT",
+            "EVENT",
+            "HOLDING",
+        ]
+
+        statuses, orders = DynamoCommandStatuses(client, table), DynamoOrders(client, table)
+        for message, status in ((deposit, "settled"), (buy, "settled"), (oversell, "rejected")):
+            by_time = await statuses.settled(account, message.id, message.occurred_at)
+            by_index = await statuses.settled(account, message.id, None)
+            assert by_time is not None and by_time == by_index and by_time.status == status
+            assert await statuses.settled(_account(), message.id, message.occurred_at) is None
+        order = await orders.get(account, buy.id)
+        assert order is not None and order["status"] == "filled" and order["quantity"] == "2"
+        first = await orders.page(account, 1, None)
+        assert [o["order_id"] for o in first.items] == [str(oversell.id)] and first.next_cursor
+        rest = await orders.page(account, 5, first.next_cursor)
+        assert [o["order_id"] for o in rest.items] == [str(buy.id)] and rest.next_cursor is None
+
+
+async def test_commands_settled_under_the_older_layout_stay_settled(settings: Settings) -> None:
+    """A table made by an older version holds `COMMAND#<handler>#<id>` dedupe records (an order's details
+    on it, its event on an item of its own): a redelivered command is still a duplicate, and its status
+    and order are still read."""
+    table = f"older-{uuid.uuid4().hex[:8]}"
+    async with dynamodb_client(settings) as client:
+        await client.create_table(
+            TableName=table,
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        try:
+            await ensure_table(client, table)
+            assert await LegacyRecords(client, table).until() > datetime.now(UTC)
+            backend = DynamoBackend(client, table)
+            account, asset = _account(), "CT" + uuid.uuid4().hex[:6].upper()
+            await backend.open_account(account, "100")
+            await backend.list_asset(asset, "10")
+            deposit, buy = _cash("deposit", account, "5"), _order("buy", account, asset, "1")
+            cash = _plans(await backend.ledger.load([deposit]), [deposit], _cash_decide)[0].decisions[0]
+            fill = _plans(await backend.trading.load([buy]), [buy], _order_decide)[0].decisions[0]
+            pk = account_pk(account)
+            older = [
+                {"SK": command_sk("ledger", deposit.id), "topic": BALANCE_EVENTS, "events": cash.events},
+                {
+                    "SK": command_sk("trading", buy.id),
+                    "topic": ORDER_EVENTS,
+                    "events": fill.events,
+                    **order_record(fill),
+                },
+            ]
+            for record in older:
+                events = record.pop("events")
+                item = {"PK": pk, **record, "events": [e.to_json() for e in events], "outcome": "settled"}
+                item |= {COMMAND_INDEX_KEY: str(events[0].causation_id), "reason": None}
+                await client.put_item(TableName=table, Item=to_item(item))
+            event = fill.events[0]
+            await client.put_item(
+                TableName=table,
+                Item=to_item(
+                    {
+                        "PK": pk,
+                        "SK": event_sk(event.occurred_at, event.id),
+                        "event_id": str(event.id),
+                        "type": event.type,
+                        "causation_id": str(buy.id),
+                        "payload": event.payload.model_dump(mode="json"),
+                    }
+                ),
+            )
+
+            assert set((await backend.ledger.load([deposit])).outcomes) == {deposit.id}
+            assert set((await backend.trading.load([buy])).outcomes) == {buy.id}
+            statuses, orders = DynamoCommandStatuses(client, table), DynamoOrders(client, table)
+            status = await statuses.settled(account, buy.id, buy.occurred_at)
+            assert status is not None and status.status == "settled"
+            order = await orders.get(account, buy.id)
+            assert order is not None and order["order_id"] == str(buy.id)
+            assert [o["order_id"] for o in (await orders.page(account, 10, None)).items] == [str(buy.id)]
+        finally:
+            await client.delete_table(TableName=table)

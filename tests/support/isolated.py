@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from infra.local.processes import Supervisor, app_processes
-from infra.local.services import LocalServices, free_port
+from infra.local.services import LocalServices, free_metrics_ports, free_port
 from infra.provision import provision
 from infra.settings import Settings
 
@@ -102,7 +102,7 @@ def isolated_system(
         log_path = tmp / "apps.log"
         with log_path.open("w", buffering=1) as out:
             supervisor = Supervisor(env, out=out)
-            for process in app_processes(api_port):
+            for process in app_processes(api_port, metrics_ports=free_metrics_ports()):
                 if process.name in apps:
                     supervisor.start(process)
             system = IsolatedSystem(services, supervisor, f"http://127.0.0.1:{api_port}", env, log_path)

@@ -85,3 +85,33 @@ def test_only_several_workers_run_under_the_metrics_directory_launcher() -> None
     assert two.argv[1:3] == ["-m", "infra.local.processes"]
     workers = one.argv.index("--workers") + 1
     assert two.argv[3:] == [*one.argv[3:workers], "2", *one.argv[workers + 1 :]]
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "reason"),
+    [
+        (202, "accepted", ""),
+        (422, "rejected", "unprocessable_entity"),
+        (413, "rejected", "request_entity_too_large"),
+        (429, "rate_limited", "too_many_requests"),
+        (503, "unavailable", "service_unavailable"),
+        (500, "error", "internal_server_error"),
+    ],
+)
+def test_intake_outcomes_are_counted_by_kind_outcome_and_reason(
+    status: int, outcome: str, reason: str
+) -> None:
+    def count() -> float:
+        return _value(
+            metrics.latest().decode(),
+            "ledgerflow_intake_commands_total",
+            kind="withdrawal",
+            outcome=outcome,
+            reason=reason,
+        )
+
+    before = count()
+    metrics.count_intake("POST", "/v1/withdrawals", status)
+    metrics.count_intake("GET", "/v1/withdrawals", status)  # not a command
+    metrics.count_intake("POST", "/v1/balance", status)  # not the intake
+    assert count() == before + 1

@@ -70,9 +70,10 @@ def test_history_follows_balance_versions_not_decision_times() -> None:
 def test_the_fault_plan_kills_every_consumer_and_server_and_the_api() -> None:
     import random
 
+    from consumers.registry import CONSUMERS
     from tests.chaos.suite import SERVERS, ChaosConfig, _fault_plan
 
-    consumers = ["ledger", "trading", "portfolio", "prices"]
+    consumers = list(CONSUMERS)
     config = ChaosConfig(kills=8, server_kills=4, api_kills=2)
     plan = _fault_plan(config, random.Random(7), consumers, with_api=True)
     kinds = [fault.kind for fault in plan]

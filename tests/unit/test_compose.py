@@ -33,14 +33,13 @@ import jsonschema
 import pytest
 import yaml
 
+from consumers.registry import APPS, CONSUMERS
 from tests.support.deployment import (
     APP_PROCESSES,
-    PENDING_SETTINGS,
     assert_runs_a_module_of_this_repo,
     module_of,
     wheel_packages,
 )
-from tests.support.deployment import CONSUMERS as CONSUMER_GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -49,9 +48,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = ROOT / "infra" / "deploy" / "compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 
-# Each app process is the compose service of its name.
+# Every app of the registry, and the API, is the compose service of its name.
 APP_SERVICES = APP_PROCESSES
-CONSUMERS = tuple(c.name for c in CONSUMER_GROUPS)
 
 SETTINGS_PREFIX = "LEDGERFLOW_"
 
@@ -196,7 +194,7 @@ def test_app_environment_is_made_of_real_settings(monkeypatch: pytest.MonkeyPatc
     # Settings ignores unknown LEDGERFLOW_* variables, so a misspelt name would be silently dropped.
     from infra.settings import Settings
 
-    fields = set(Settings.model_fields) | PENDING_SETTINGS
+    fields = set(Settings.model_fields)
     for name in (*APP_SERVICES, "provision"):
         env = _environment(_services()[name])
         for key in env:
@@ -293,6 +291,15 @@ def test_consumers_shut_down_gracefully_and_restart() -> None:
         assert grace > graceful, (
             f"{name}: stop_grace_period {grace}s <= consumer_graceful_timeout_s {graceful}s"
         )
+
+
+@pytest.mark.parametrize("name", list(APPS))
+def test_every_registered_app_is_a_service_running_its_module(name: str) -> None:
+    services = _services()
+    assert name in services, f"compose.yaml has no service {name!r} for the registry's app {APPS[name].app}"
+    module = module_of(_command(services[name]))
+    # The price feed runs as `python -m producers.prices`, whose __main__ runs the registered app.
+    assert module is not None and APPS[name].module.startswith(module), (name, module, APPS[name].app)
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "provision"])

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.local.processes import CONSUMER_APPS, AppProcess, ExitedProcess, Supervisor, app_processes
+from consumers.registry import APPS
+from infra.local.processes import AppProcess, ExitedProcess, Supervisor, app_processes
 from infra.local.run import RestartSchedule, child_env, restart_delay
 from infra.local.services import LocalServices, ServiceEndpoints, free_port, port_in_use
 
@@ -54,7 +55,7 @@ def test_child_env_asks_for_console_logs_only_on_a_terminal(monkeypatch: pytest.
 
 def test_app_processes_run_the_api_and_every_consumer_with_this_python() -> None:
     procs = {proc.name: proc for proc in app_processes(8123)}
-    assert set(procs) == {"api", *CONSUMER_APPS}
+    assert set(procs) == {"api", *APPS}
     assert all(proc.argv[0] == sys.executable for proc in procs.values())
     assert procs["api"].argv[-2:] == ["--port", "8123"]
 
