@@ -1,8 +1,6 @@
-"""What the deployment files (compose.yaml, infra/deploy/) are checked against: the processes, the
-consumer groups with their topics, and the metrics the dashboards and alerts may name.
-
-The consumer list and the expected ledgerflow metrics live here only, so that switching them to the
-code's own registry of consumers and metrics is a change of this module alone.
+"""What the deployment files (compose.yaml, infra/deploy/) are checked against: the app processes (the
+code's registry, consumers/registry.py) and the metrics the dashboards and alerts may name (read from the
+code's own metric objects, so neither list can drift from what the processes export).
 """
 
 from __future__ import annotations
@@ -10,60 +8,38 @@ from __future__ import annotations
 import importlib
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from schemas.topics import DEPOSIT_COMMANDS, ORDER_COMMANDS, ORDER_EVENTS, PRICES, WITHDRAWAL_COMMANDS
+from consumers.registry import APPS, AppSpec
+from consumers.registry import PRICE_FEED as PRICE_FEED_APP
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 
-
-@dataclass(frozen=True)
-class Consumer:
-    name: str  # the process (infra/local/processes.py), the compose service, the Kubernetes Deployment
-    group: str
-    app: str  # what `faststream run` is given
-    topics: tuple[str, ...]
-
-
-CONSUMERS: Final = (
-    Consumer("ledger", "ledger", "consumers.ledger.app:app", (DEPOSIT_COMMANDS, WITHDRAWAL_COMMANDS)),
-    Consumer("trading", "trading", "consumers.trading.app:app", (ORDER_COMMANDS,)),
-    Consumer("portfolio", "portfolio", "consumers.portfolio.app:app", (ORDER_EVENTS,)),
-    Consumer("prices", "prices", "consumers.prices.app:app", (PRICES,)),
-)
 API: Final = "api"
 API_PORT: Final = 8080
-PRICE_FEED: Final = "price-feed"
-# Every process Prometheus scrapes: the API on its own port, the others on their metrics port.
-APP_PROCESSES: Final = (API, *(c.name for c in CONSUMERS), PRICE_FEED)
+PRICE_FEED: Final = PRICE_FEED_APP.name
+# Every process Prometheus scrapes: the API on its own port, every app of the registry on its metrics port.
+APP_PROCESSES: Final = (API, *APPS)
 
-# The consumers' and the price feed's metrics port (`LEDGERFLOW_METRICS_PORT` inside the containers).
+# Inside a container every app serves its metrics on this one port, on every interface (the registry's
+# per-app ports only keep `make run`'s processes apart on one host; the setting's address defaults to
+# 127.0.0.1, which neither the kubelet's probes nor Prometheus could reach).
 METRICS_PORT: Final = 9100
 METRICS_PORT_SETTING: Final = "LEDGERFLOW_METRICS_PORT"
+METRICS_ADDR: Final = "0.0.0.0"
+METRICS_ADDR_SETTING: Final = "LEDGERFLOW_METRICS_ADDR"
 # Modules a deployment file already runs but that are still being written. Their top-level package
 # must exist; the module itself may not yet. Remove an entry once its module lands.
 PENDING_MODULES: Final[frozenset[str]] = frozenset()
-# Settings the deployment files already set but infra.settings.Settings does not have yet (another
-# branch adds them). Remove an entry once the field exists.
-PENDING_SETTINGS: Final = frozenset({"metrics_port"})
 
-# ledgerflow's own metrics as the consumers will export them: name -> (Prometheus type, label names).
-# The API's come from api/middleware.py itself. Align with the code that defines them, then read them
-# from it as known_series() does for the API's.
-EXPECTED_LEDGERFLOW_METRICS: Final[dict[str, tuple[str, frozenset[str]]]] = {
-    "ledgerflow_intake_total": ("counter", frozenset({"kind", "outcome"})),
-    "ledgerflow_outcomes_total": ("counter", frozenset({"kind", "outcome", "reason"})),
-    "ledgerflow_dead_letters_total": ("counter", frozenset({"topic", "reason"})),
-    "ledgerflow_retries_total": ("counter", frozenset()),
-    "ledgerflow_batch_size": ("histogram", frozenset()),
-    "ledgerflow_consumer_lag": ("gauge", frozenset({"group", "topic", "partition"})),
-    "ledgerflow_oldest_unsettled_seconds": ("gauge", frozenset({"group"})),
-}
+# The modules that define ledgerflow's own metrics (importing one registers its metrics in the default
+# registry): the consumers' (and the price feed's, which shares their runtime), and the API's (the
+# middleware's request metrics and api.metrics' intake counter).
+METRIC_MODULES: Final = ("consumers.common.metrics", "api.middleware", "api.metrics")
 # Labels Prometheus adds to every series it scrapes, and the series it adds to every scrape.
 TARGET_LABELS: Final = frozenset({"job", "instance"})
 SCRAPE_SERIES: Final = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
@@ -93,20 +69,23 @@ def _exported(registry: CollectorRegistry) -> dict[str, frozenset[str]]:
     return series
 
 
+def ledgerflow_series() -> dict[str, frozenset[str]]:
+    """ledgerflow's own series (`ledgerflow_*`), as the code defines them, with their labels."""
+    for module in METRIC_MODULES:
+        importlib.import_module(module)
+    return {name: labels for name, labels in _exported(REGISTRY).items() if name.startswith("ledgerflow_")}
+
+
 def known_series() -> dict[str, frozenset[str]]:
     """Every series a dashboard panel or an alert rule may select, with the labels it carries."""
     from faststream.prometheus.container import MetricsContainer
-    from prometheus_client import REGISTRY
 
-    importlib.import_module("api.middleware")  # registers the API's metrics in the default registry
+    # FastStream's middleware series, from a registry of their own (the default one may hold them
+    # already, and registering them twice there would fail).
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=())
-    api_series = {k: v for k, v in _exported(REGISTRY).items() if k.startswith("ledgerflow_")}
-    expected: dict[str, frozenset[str]] = {}
-    for name, (kind, labels) in EXPECTED_LEDGERFLOW_METRICS.items():
-        expected |= series_labels(name, kind, labels)
     scrape = {name: TARGET_LABELS for name in SCRAPE_SERIES}
-    return _exported(faststream) | api_series | expected | scrape
+    return _exported(faststream) | ledgerflow_series() | scrape
 
 
 def wheel_packages() -> list[str]:
@@ -146,3 +125,11 @@ def assert_runs_a_module_of_this_repo(command: Sequence[str], what: str) -> None
     assert _module_exists(module, as_main=as_main) or module in PENDING_MODULES, (
         f"{what}: module {module} does not exist and is not listed as pending"
     )
+
+
+def assert_runs_app(command: Sequence[str], app: AppSpec) -> None:
+    """`command` runs the registry's `app`: `faststream run` its app, or `python -m` its package (the
+    price feed's `python -m producers.prices`, whose __main__ runs the registered app)."""
+    module = module_of(command)
+    runs = module is not None and (app.module == module or app.module.startswith(f"{module}."))
+    assert runs, f"{app.name}: {list(command)} does not run {app.app}"

@@ -37,6 +37,7 @@ from consumers.registry import APPS, CONSUMERS
 from tests.support.deployment import (
     APP_PROCESSES,
     assert_runs_a_module_of_this_repo,
+    assert_runs_app,
     module_of,
     wheel_packages,
 )
@@ -297,9 +298,7 @@ def test_consumers_shut_down_gracefully_and_restart() -> None:
 def test_every_registered_app_is_a_service_running_its_module(name: str) -> None:
     services = _services()
     assert name in services, f"compose.yaml has no service {name!r} for the registry's app {APPS[name].app}"
-    module = module_of(_command(services[name]))
-    # The price feed runs as `python -m producers.prices`, whose __main__ runs the registered app.
-    assert module is not None and APPS[name].module.startswith(module), (name, module, APPS[name].app)
+    assert_runs_app(_command(services[name]), APPS[name])
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "provision"])

@@ -8,7 +8,8 @@
    from KEDA's CRD, made strict the same way. Both packages are Apache-2.0 and pinned by uv.lock
    (kubernetes-validate 1.37.0: Kubernetes 1.x schemas up to 1.37; cloudcoil-models-keda 2.16.1.0:
    KEDA 2.16's CRDs).
-2. Consistency with the code: every consumer (tests/support/deployment.py) has a Deployment, a
+2. Consistency with the code: every app of the registry (consumers/registry.py) is a Deployment running
+   its app, serving its metrics where Prometheus and the probes can reach them; every consumer has a
    PodDisruptionBudget and a ScaledObject on its group's lag and topics, capped at their partition count
    as infra/kafka/topics.py computes it from the ConfigMap; every environment variable is a setting; every
    command runs a module of this repo.
@@ -31,19 +32,20 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from consumers.registry import APPS, CONSUMERS, AppSpec
 from infra.kafka.topics import partitions_for
 from infra.settings import Settings
 from tests.support.deployment import (
     API,
     API_PORT,
-    CONSUMERS,
+    METRICS_ADDR,
+    METRICS_ADDR_SETTING,
     METRICS_PORT,
     METRICS_PORT_SETTING,
-    PENDING_SETTINGS,
     PRICE_FEED,
     ROOT,
-    Consumer,
     assert_runs_a_module_of_this_repo,
+    assert_runs_app,
 )
 from tests.support.kustomize import Manifest, render
 
@@ -227,17 +229,30 @@ def test_the_api_is_a_deployment_with_service_pdb_and_hpa(objects: list[Manifest
     assert annotations["prometheus.io/port"] == str(API_PORT)
 
 
-@pytest.mark.parametrize("consumer", CONSUMERS, ids=lambda c: c.name)
-def test_every_consumer_runs_its_app_and_exposes_metrics(objects: list[Manifest], consumer: Consumer) -> None:
-    deployment = _one(objects, "Deployment", consumer.name)
+@pytest.mark.parametrize("app", APPS.values(), ids=lambda a: a.name)
+def test_every_app_runs_its_module_and_serves_reachable_metrics(
+    objects: list[Manifest], app: AppSpec
+) -> None:
+    deployment = _one(objects, "Deployment", app.name)
     (container,) = _pod(deployment)["containers"]
-    assert container["command"] == ["faststream", "run", consumer.app]
+    assert_runs_app(container["command"], app)
     assert {"name": "metrics", "containerPort": METRICS_PORT} in container["ports"]
     assert {"name": METRICS_PORT_SETTING, "value": str(METRICS_PORT)} in container["env"]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["port"] == "metrics", probe
+    assert {"name": METRICS_ADDR_SETTING, "value": METRICS_ADDR} in container["env"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("consumer", CONSUMERS.values(), ids=lambda c: c.name)
+def test_every_consumer_runs_its_app_probed_on_its_metrics(
+    objects: list[Manifest], consumer: AppSpec
+) -> None:
+    (container,) = _pod(_one(objects, "Deployment", consumer.name))["containers"]
+    assert container["command"] == ["faststream", "run", consumer.app]
+    # A consumer serves nothing but its metrics: the probes ask whether the process answers.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
 
 
 def test_the_price_feed_runs_alone(objects: list[Manifest]) -> None:
@@ -257,7 +272,7 @@ def test_provisioning_is_a_job(objects: list[Manifest]) -> None:
 
 def test_every_workload_is_known_and_runs_a_module_of_this_repo(objects: list[Manifest]) -> None:
     ours = {obj["metadata"]["name"] for obj, _ in _our_containers(objects)}
-    assert ours == {API, PRICE_FEED, "provision", *(c.name for c in CONSUMERS)}
+    assert ours == {API, "provision", *APPS}
     for obj, container in _our_containers(objects):
         assert_runs_a_module_of_this_repo(container["command"], f"{obj['kind']} {obj['metadata']['name']}")
 
@@ -282,7 +297,7 @@ def test_every_long_running_process_has_probes_resources_and_a_budget(objects: l
 
 def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(objects: list[Manifest]) -> None:
     # An apply that sets `replicas` would undo what the HPA or KEDA decided.
-    for name in (API, *(c.name for c in CONSUMERS)):
+    for name in (API, *CONSUMERS):
         assert "replicas" not in _one(objects, "Deployment", name)["spec"], name
 
 
@@ -290,17 +305,17 @@ def test_consumers_outlast_their_graceful_shutdown(
     objects: list[Manifest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     graceful = _settings(objects, monkeypatch).consumer_graceful_timeout_s
-    for consumer in CONSUMERS:
-        grace = _pod(_one(objects, "Deployment", consumer.name))["terminationGracePeriodSeconds"]
-        assert grace > graceful, f"{consumer.name}: the kubelet kills it before it has committed"
+    for name in CONSUMERS:
+        grace = _pod(_one(objects, "Deployment", name))["terminationGracePeriodSeconds"]
+        assert grace > graceful, f"{name}: the kubelet kills it before it has committed"
 
 
 # --------------------------------------------------------------------------------- KEDA: lag scaling
 
 
-@pytest.mark.parametrize("consumer", CONSUMERS, ids=lambda c: c.name)
+@pytest.mark.parametrize("consumer", CONSUMERS.values(), ids=lambda c: c.name)
 def test_every_consumer_group_scales_on_its_lag_within_its_partitions(
-    objects: list[Manifest], consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+    objects: list[Manifest], consumer: AppSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = _settings(objects, monkeypatch)
     config = _config(objects)
@@ -315,9 +330,10 @@ def test_every_consumer_group_scales_on_its_lag_within_its_partitions(
     triggers = spec["triggers"]
     assert {t["type"] for t in triggers} == {"kafka"}
     metadata = [t["metadata"] for t in triggers]
-    assert sorted(m["topic"] for m in metadata) == sorted(consumer.topics)
+    assert sorted(m["topic"] for m in metadata) == sorted(consumer.reads)
     for m in metadata:
-        assert m["consumerGroup"] == consumer.group
+        # The registry's name is the consumer group.
+        assert m["consumerGroup"] == consumer.name
         # One message stuck in a partition (retried, about to be quarantined) must not scale the group up.
         assert m["excludePersistentLag"] == "true"
         assert m.get("allowIdleConsumers", "false") == "false"
@@ -327,7 +343,7 @@ def test_every_consumer_group_scales_on_its_lag_within_its_partitions(
         assert m["bootstrapServersFromEnv"] == "LEDGERFLOW_KAFKA_BOOTSTRAP_SERVERS"
         assert m["bootstrapServersFromEnv"] in config
     # KEDA computes replicas per trigger, at most its topic's partitions; the busiest trigger wins.
-    cap = max(partitions_for(topic, settings) for topic in consumer.topics)
+    cap = max(partitions_for(topic, settings) for topic in consumer.reads)
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= cap, (
         f"{consumer.name}: maxReplicaCount {spec['maxReplicaCount']} > {cap} partitions"
     )
@@ -335,7 +351,7 @@ def test_every_consumer_group_scales_on_its_lag_within_its_partitions(
 
 def test_only_consumers_are_scaled_by_keda(objects: list[Manifest]) -> None:
     targets = sorted(o["spec"]["scaleTargetRef"]["name"] for o in _all(objects, "ScaledObject"))
-    assert targets == sorted(c.name for c in CONSUMERS)
+    assert targets == sorted(CONSUMERS)
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -348,7 +364,7 @@ def test_environment_is_made_of_real_settings(
     names = set(_config(objects))
     names |= {key for secret in _all(objects, "Secret") for key in secret.get("stringData", {})}
     names |= {env["name"] for _, container in _our_containers(objects) for env in container.get("env", [])}
-    fields = set(Settings.model_fields) | PENDING_SETTINGS
+    fields = set(Settings.model_fields)
     unknown = {
         n
         for n in names
@@ -399,12 +415,6 @@ def test_the_local_overlay_is_complete_and_tagged(monkeypatch: pytest.MonkeyPatc
         host, _, port = endpoint.rpartition(":")
         assert host in services, f"no Service {host}"
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, endpoint
-
-
-def test_the_deployment_list_matches_the_local_runtime() -> None:
-    from infra.local.processes import CONSUMER_APPS
-
-    assert {c.name: c.app for c in CONSUMERS} == {k: v for k, v in CONSUMER_APPS.items() if k != PRICE_FEED}
 
 
 def test_manifest_files_are_all_used() -> None:

@@ -1,11 +1,11 @@
 """Offline checks of compose.yaml's observability profile (infra/deploy/observability).
 
-- Prometheus scrapes every app process (tests/support/deployment.py) at the port that process serves
-  its metrics on in compose.yaml.
+- Prometheus scrapes every app process (the API and the registry's apps, consumers/registry.py) at the
+  port that process serves its metrics on in compose.yaml.
 - Every PromQL expression, in the alert rules and in each panel of the provisioned Grafana dashboard,
   parses (promql-parser, the Rust parser's Python binding) and selects only series the processes export
-  (FastStream's Prometheus middleware as installed, the API's own metrics, and the expected ledgerflow
-  metrics listed in tests/support/deployment.py).
+  (FastStream's Prometheus middleware as installed, and ledgerflow's own metrics read from the API's and
+  the consumers' metric objects: tests/support/deployment.py).
 - The alert rules watch lag, dead letters and the oldest unsettled command, and the README explains each.
 - With promtool installed (Debian's `prometheus` package), `promtool check config`, `check rules` and the
   alert rules' own unit tests (`promtool test rules`) run as well.
@@ -28,6 +28,8 @@ from tests.support.deployment import (
     API,
     API_PORT,
     APP_PROCESSES,
+    METRICS_ADDR,
+    METRICS_ADDR_SETTING,
     METRICS_PORT,
     METRICS_PORT_SETTING,
     ROOT,
@@ -46,20 +48,22 @@ PROFILE_SERVICES = ("prometheus", "grafana", "jaeger", "kafka-ui")
 
 # What the issue asks the dashboard to show, as the series that show it.
 DASHBOARD_MUST_SHOW = (
-    "ledgerflow_intake_total",  # intake rate
+    "ledgerflow_intake_commands_total",  # intake rate
     "ledgerflow_http_request_seconds_bucket",  # intake latency
-    "faststream_received_processed_messages_total",  # settle rate
-    "faststream_received_processed_messages_duration_seconds_bucket",  # settle latency
-    "ledgerflow_outcomes_total",
-    "ledgerflow_dead_letters_total",
-    "ledgerflow_consumer_lag",
-    "ledgerflow_retries_total",  # DynamoDB and Kafka faults, retried
+    "faststream_received_processed_messages_total",  # fetched batches handled
+    "faststream_received_processed_messages_duration_seconds_bucket",  # settle latency (per batch)
+    "ledgerflow_consumer_outcomes_total",  # settle rate, by result
+    "ledgerflow_consumer_dead_letters_total",
+    "ledgerflow_consumer_lag_records",
+    "ledgerflow_consumer_oldest_unsettled_seconds",
+    "ledgerflow_consumer_settle_batch_messages_bucket",
+    "ledgerflow_consumer_retries_total",  # DynamoDB and Kafka faults, retried
     "faststream_published_messages_exceptions_total",  # Kafka errors
 )
 ALERTS_MUST_WATCH = (
-    "ledgerflow_consumer_lag",
-    "ledgerflow_dead_letters_total",
-    "ledgerflow_oldest_unsettled_seconds",
+    "ledgerflow_consumer_lag_records",
+    "ledgerflow_consumer_dead_letters_total",
+    "ledgerflow_consumer_oldest_unsettled_seconds",
 )
 SEVERITIES = ("warning", "critical")
 
@@ -171,6 +175,7 @@ def test_prometheus_scrapes_every_app_process_where_it_serves_metrics() -> None:
             assert command[command.index("--port") + 1] == str(port)
         else:
             assert service["environment"][METRICS_PORT_SETTING] == str(port), name
+            assert service["environment"][METRICS_ADDR_SETTING] == METRICS_ADDR, name
             assert str(port) in service.get("expose", []), name
 
 
