@@ -18,7 +18,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from api.live.hub import LIVE_TOPICS, LiveHub, LiveRecord
+from api.live.hub import LIVE_TOPICS, OUTCOME_TOPICS, LiveHub, LiveRecord
 from infra.settings import Settings
 from schemas.envelope import RawEnvelope
 from schemas.topics import PRICES
@@ -42,7 +42,8 @@ def live_record(record: Any) -> LiveRecord | None:
         if value is None:
             return None
     else:
-        command_id, value = _command_id(record.value), record.value or b""
+        command_id = _command_id(record.value, outcome=record.topic in OUTCOME_TOPICS)
+        value = record.value or b""
     return LiveRecord(
         topic=record.topic,
         partition=record.partition,
@@ -62,13 +63,12 @@ def _tick_data(value: bytes | None) -> bytes | None:
         return None
 
 
-def _command_id(value: bytes | None) -> uuid.UUID | None:
+def _command_id(value: bytes | None, outcome: bool) -> uuid.UUID | None:
     """A command envelope's id, or an outcome's `causation_id` (the command it settles). A malformed
     record is the consumers' to dead-letter; here it is only skipped."""
     try:
         envelope = json.loads(value or b"")
-        raw = envelope.get("causation_id") or envelope["id"]
-        return uuid.UUID(str(raw))
+        return uuid.UUID(str(envelope["causation_id" if outcome else "id"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

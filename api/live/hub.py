@@ -105,12 +105,10 @@ class LiveHub:
         self._streams: dict[str, set[Subscription]] = {}
         self._price_streams: set[Subscription] = set()
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
-        self.published = 0
 
     # ------------------------------------------------------------------------------------- the feed
 
     def publish(self, record: LiveRecord) -> None:
-        self.published += 1
         if record.kind == "price":
             for subscription in self._price_streams:
                 subscription.offer(record)

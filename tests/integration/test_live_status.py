@@ -30,7 +30,6 @@ TICKET_TTL_S = 2
 LIVE_ENV = {
     "LEDGERFLOW_STREAM_HEARTBEAT_S": "0.5",
     "LEDGERFLOW_STREAM_TICKET_TTL_S": str(TICKET_TTL_S),
-    "LEDGERFLOW_API_WORKERS": "2",
 }
 
 
@@ -251,6 +250,28 @@ async def test_a_reconnect_with_last_event_id_replays_what_was_missed(live: http
         assert {**next(d for d in replayed if d["command_id"] == command_id)} == await polled(
             alice, command_id
         )
+
+
+async def test_a_worker_started_later_replays_from_the_window_it_filled(
+    system: RunningSystem, live: httpx.AsyncClient
+) -> None:
+    alice = await register(live)
+    async with open_stream(live, headers=alice.auth) as stream:
+        first = await alice.deposit("1.00")
+        last_id, _ = await stream.until(first, "settled")
+    missed = await alice.deposit("2.00")
+    await alice.wait_for(missed)
+    # This API's hub starts after both settled: it has them only from reading back its window.
+    late = await asyncio.to_thread(start_api_beside, system, "live-api-late", LIVE_ENV)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=late, timeout=30) as client,
+            open_stream(client, headers={**alice.auth, "Last-Event-ID": last_id}) as again,
+        ):
+            _, replayed = await again.until(missed, "settled", timeout_s=10)
+        assert replayed == await polled(alice, missed)
+    finally:
+        await asyncio.to_thread(system.supervisor.stop, "live-api-late")
 
 
 async def test_the_stream_sends_a_heartbeat_comment(live: httpx.AsyncClient) -> None:
