@@ -18,12 +18,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from prometheus_client import Gauge
+
 from schemas.topics import BALANCE_EVENTS, COMMAND_TOPICS, ORDER_EVENTS, PRICES
 
 # The topics whose records are a command's status changes, in the order cursors name them by index.
 STATUS_TOPICS: Final = (*COMMAND_TOPICS, BALANCE_EVENTS, ORDER_EVENTS)
 OUTCOME_TOPICS: Final = frozenset({BALANCE_EVENTS, ORDER_EVENTS})
 LIVE_TOPICS: Final = (*STATUS_TOPICS, PRICES)
+
+# Summed over the live workers (api/metrics.py).
+OPEN_STREAMS = Gauge("ledgerflow_live_streams", "Open event streams", multiprocess_mode="livesum")
+LONG_POLLS = Gauge("ledgerflow_live_long_polls", "Long polls waiting", multiprocess_mode="livesum")
 
 RecordKind = Literal["accepted", "outcome", "price"]
 Position = tuple[str, int]
@@ -167,9 +173,11 @@ class LiveHub:
         subscription = Subscription(account_id, self._subscriber_queue)
         self._streams.setdefault(account_id, set()).add(subscription)
         self._price_streams.add(subscription)
+        OPEN_STREAMS.inc()
         try:
             yield subscription
         finally:
+            OPEN_STREAMS.dec()
             self._price_streams.discard(subscription)
             mine = self._streams.get(account_id)
             if mine is not None:
@@ -183,9 +191,11 @@ class LiveHub:
         status, so that an outcome arriving in between is not missed."""
         event = asyncio.Event()
         self._waiters.setdefault(command_id, set()).add(event)
+        LONG_POLLS.inc()
         try:
             yield event
         finally:
+            LONG_POLLS.dec()
             waiting = self._waiters.get(command_id)
             if waiting is not None:
                 waiting.discard(event)

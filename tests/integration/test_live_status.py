@@ -274,16 +274,23 @@ async def test_a_worker_started_later_replays_from_the_window_it_filled(
         await asyncio.to_thread(system.supervisor.stop, "live-api-late")
 
 
-async def test_the_stream_sends_a_heartbeat_comment(live: httpx.AsyncClient) -> None:
+async def test_the_stream_sends_a_heartbeat_comment_and_is_counted(live: httpx.AsyncClient) -> None:
     alice = await register(live)
     async with live.stream("GET", "/v1/stream", headers=alice.auth) as response:
         assert response.status_code == 200
+        # Held, not left to the collector: closing the iterator would close the stream.
+        lines = response.aiter_lines()
         started = time.monotonic()
         async with asyncio.timeout(5):
-            async for line in response.aiter_lines():
+            async for line in lines:
                 if line.startswith(":"):
                     break
         assert time.monotonic() - started < 3
+        metrics = (await live.get("/metrics")).text
+        open_streams = next(
+            line for line in metrics.splitlines() if line.startswith("ledgerflow_live_streams ")
+        )
+        assert float(open_streams.split()[1]) >= 1
 
 
 async def test_sigterm_does_not_wait_for_open_streams(system: RunningSystem) -> None:
