@@ -36,4 +36,4 @@ USER ledgerflow
 
 ENV PATH=/app/.venv/bin:$PATH
 EXPOSE 8080
-CMD ["uvicorn", "api.app:create_app", "--factory", "--no-access-log", "--host", "0.0.0.0", "--port", "8080"]
+CMD ["uvicorn", "api.app:create_app", "--factory", "--no-access-log", "--timeout-graceful-shutdown", "5", "--host", "0.0.0.0", "--port", "8080"]

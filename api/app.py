@@ -13,11 +13,26 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.console import mount_console
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
+from api.live.feed import LiveFeed
+from api.live.hub import LiveHub
+from api.live.tickets import StreamTickets
 from api.middleware import Observe, RequestGuard, SecurityHeaders
 from api.problems import install_problem_handlers
 from api.resources import Resources
 from api.revocation import TokenDenylist
-from api.routes import admin, assets, asyncapi, auth, balance, cash, commands, health, orders, portfolio
+from api.routes import (
+    admin,
+    assets,
+    asyncapi,
+    auth,
+    balance,
+    cash,
+    commands,
+    health,
+    orders,
+    portfolio,
+    stream,
+)
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory, DynamoAssets
 from infra.dynamo.client import dynamodb_client
@@ -52,6 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await retry_transient(producer.start, max_backoff_s=2)
             stack.push_async_callback(producer.stop)
             app.state.producer = producer
+            live = LiveHub(
+                settings.live_window_s, settings.live_window_max_records, settings.stream_queue_max
+            )
+            feed = LiveFeed(settings, live)
+            await retry_transient(feed.start, max_backoff_s=2)
+            stack.push_async_callback(feed.stop)
             denylist = TokenDenylist(
                 redis, DynamoRevocations(client, settings.dynamodb_table), settings.jwt_ttl_seconds
             )
@@ -75,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
                 orders=DynamoOrders(client, settings.dynamodb_table),
                 positions=DynamoPortfolioStore(client, settings.dynamodb_table),
+                live=live,
+                stream_tickets=StreamTickets(redis, settings.stream_ticket_ttl_s),
             )
             # What start-up built lives as long as the process: keep the collector from walking it
             # again and again (issue 9's profile put 28 % of the intake's CPU in collections).
@@ -90,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets, asyncapi):
+    for module in (auth, cash, commands, balance, health, admin, orders, portfolio, assets, asyncapi, stream):
         app.include_router(module.router)
     mount_console(app)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import jwt
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.gate import Limit
@@ -70,6 +70,28 @@ async def current_user(caller: CommandCaller, resources: ResourcesDep) -> TokenC
 
 
 CurrentUser = Annotated[TokenClaims, Depends(current_user)]
+
+
+async def stream_user(
+    request: Request,
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ticket: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+) -> str:
+    """The stream's user, from a ticket (`EventSource` cannot send a header) or the bearer token. The
+    stream counts once against the read limit, when it opens; a ticket's token must not be revoked."""
+    if ticket is None:
+        claims = await current_user(await signed_caller(request, resources, credentials), resources)
+        return claims.user_id
+    owner = await resources.stream_tickets.redeem(ticket)
+    if owner is None:
+        raise unauthorized("the stream ticket is unknown, used or expired")
+    structlog.contextvars.bind_contextvars(account_id=owner.user_id)
+    await resources.gate.admit(jti=owner.jti, limits=read_limits(resources.settings, owner.user_id))
+    return owner.user_id
+
+
+StreamUser = Annotated[str, Depends(stream_user)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

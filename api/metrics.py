@@ -5,7 +5,8 @@ Several uvicorn workers: the process launcher (`infra/local/processes.py`) gives
 directory in `PROMETHEUS_MULTIPROC_DIR` before the workers start; each worker then keeps its values in
 files there, and a scrape merges every file (`MultiProcessCollector`), those of workers that have since
 exited included, so counters never go back. In that mode a Gauge needs a `multiprocess_mode`, and the
-process and platform collectors (CPU, memory) are not reported. The API defines no Gauge today.
+process and platform collectors (CPU, memory) are not reported. The API's gauges (open streams, waiting
+long polls: api/live/hub.py) are `livesum`.
 
 Besides every request's count and latency (api/middleware.py), the intake's outcomes: each command POST
 by kind, outcome (accepted, rejected, rate_limited, unavailable, error) and reason (the HTTP status's

@@ -8,6 +8,8 @@ from redis.asyncio import Redis
 
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
+from api.live.hub import LiveHub
+from api.live.tickets import StreamTickets
 from api.revocation import TokenDenylist
 from infra.dynamo.accounts import DynamoAccounts
 from infra.dynamo.assets import AssetDirectory
@@ -35,3 +37,6 @@ class Resources:
     assets: AssetDirectory
     orders: DynamoOrders
     positions: DynamoPortfolioStore
+    # Live status: this worker's view of the status topics and prices, and the streams' tickets.
+    live: LiveHub
+    stream_tickets: StreamTickets

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     # How long the API's producer waits to batch commands into one produce request.
     kafka_api_linger_ms: int = Field(default=5, ge=0, le=1000)
 
+    # Live status (api/live/): how far back a stream's `Last-Event-ID` can replay (each API worker keeps
+    # the status records of the last `live_window_s` seconds, at most `live_window_max_records`), the
+    # stream's heartbeat, a stream ticket's life, and how many records a slow stream may fall behind
+    # before it is closed (its client reconnects and replays from the window).
+    live_window_s: float = Field(default=300.0, gt=0, le=86_400)
+    live_window_max_records: int = Field(default=100_000, ge=100)
+    stream_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    stream_ticket_ttl_s: int = Field(default=30, ge=1, le=600)
+    stream_queue_max: int = Field(default=1000, ge=10)
+    # How long a stopping API lets in-flight requests finish (long polls included) before it cancels them.
+    api_graceful_shutdown_s: int = Field(default=5, ge=1, le=120)
+
     # Hostile-input limits: request size, rate limits (GCRA in Redis), browser origins. A limit of N per
     # window lets N requests through at once, then one every window/N seconds.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

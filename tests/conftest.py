@@ -151,26 +151,30 @@ def _wait_until_ready(running: RunningSystem, timeout_s: float = 90) -> None:
     asyncio.run(canary())
 
 
-@pytest.fixture(scope="session")
-def strict_api(system: RunningSystem, env: dict[str, str]) -> Iterator[str]:
-    """A second API process on the same servers, with production-like rate limits and a CORS allowlist."""
+def start_api_beside(system: RunningSystem, name: str, settings: dict[str, str]) -> str:
+    """Another API process on the system's servers, with `settings` layered over the suite's; its URL
+    once it answers ready. It stops with the system."""
     port = free_port()
     process = next(p for p in app_processes(port) if p.name == "api")
-    # `env` execs the API with the stricter settings layered over the suite's.
-    overrides = [f"{k}={v}" for k, v in STRICT_API_ENV.items()]
-    system.supervisor.start(AppProcess("strict-api", ["env", *overrides, *process.argv]))
+    overrides = [f"{k}={v}" for k, v in settings.items()]
+    system.supervisor.start(AppProcess(name, ["env", *overrides, *process.argv]))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{url}/v1/health/ready", timeout=5).status_code == 200:
-                break
+                return url
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("the strict API did not become ready")
+            raise RuntimeError(f"{name} did not become ready; logs:\n{system.logs()[-5000:]}")
         time.sleep(0.2)
-    yield url
+
+
+@pytest.fixture(scope="session")
+def strict_api(system: RunningSystem, env: dict[str, str]) -> Iterator[str]:
+    """A second API process on the same servers, with production-like rate limits and a CORS allowlist."""
+    yield start_api_beside(system, "strict-api", STRICT_API_ENV)
 
 
 @pytest.fixture

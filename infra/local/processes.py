@@ -65,9 +65,12 @@ def app_processes(
     More than one worker runs under `serve_api` (`python -m infra.local.processes`), so that `/metrics`
     counts the requests of them all.
     """
-    workers = api_workers if api_workers is not None else Settings().api_workers
+    settings = Settings()
+    workers = api_workers if api_workers is not None else settings.api_workers
     runner = ["-m", "infra.local.processes"] if workers > 1 else ["-m", "uvicorn"]
     uvicorn = [API_FACTORY, "--factory", "--no-access-log", "--workers", str(workers)]
+    # Open streams end at once on SIGTERM (sse-starlette); a long poll gets this long, then is cancelled.
+    uvicorn += ["--timeout-graceful-shutdown", str(settings.api_graceful_shutdown_s)]
     uvicorn += ["--host", "127.0.0.1", "--port", str(settings_port)]
     api = AppProcess(
         "api", [sys.executable, *runner, *uvicorn], metrics_url=f"http://127.0.0.1:{settings_port}/metrics"

@@ -19,6 +19,8 @@ from redis.asyncio.connection import Connection
 from api.app import create_app
 from api.gate import Gate, Limit
 from api.idempotency import IdempotencyStore
+from api.live.hub import LiveHub
+from api.live.tickets import StreamTickets
 from api.problems import ProblemError
 from api.resources import Resources
 from api.revocation import LOADED_MARKER, TokenDenylist, denylist_key
@@ -105,6 +107,8 @@ async def intake(settings: Settings) -> AsyncIterator[Intake]:
         assets=cast(Any, None),
         orders=cast(Any, None),
         positions=cast(Any, None),
+        live=LiveHub(window_s=60, max_records=1000, subscriber_queue=100),
+        stream_tickets=StreamTickets(redis, settings.stream_ticket_ttl_s),
     )
     await redis.set(LOADED_MARKER, b"1")
     transport = httpx.ASGITransport(app=app)
