@@ -6,7 +6,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "local-dev-only-secret-change-me-0123456789abcdef"
@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_access_key_id: str | None = "local"
     aws_secret_access_key: SecretStr | None = SecretStr("local")
+
+    @field_validator("dynamodb_endpoint_url", "aws_access_key_id", "aws_secret_access_key", mode="before")
+    @classmethod
+    def _empty_means_aws(cls, value: object) -> object:
+        # An environment variable cannot be unset by a deployment's config, only emptied: empty means
+        # AWS itself, with credentials from botocore's own chain (an instance or pod role).
+        return None if value == "" else value
 
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"
