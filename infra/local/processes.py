@@ -244,10 +244,12 @@ class Supervisor:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         signal_group(self._children[name].popen, sig)
 
-    def stop(self, name: str, grace_s: float = 10) -> None:
+    def stop(self, name: str, grace_s: float = 10) -> AppProcess:
+        """Stops one app; returns how it was started, to start it again exactly so (ports included)."""
         child = self._children.pop(name)
         terminate([child.popen], grace_s)
         child.pump.join(timeout=2)
+        return child.spec
 
     def restart(self, name: str, grace_s: float = 10) -> None:
         spec = self._children[name].spec

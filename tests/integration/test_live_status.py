@@ -10,14 +10,13 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from infra.local.processes import app_processes
 from infra.settings import Settings
 from tests.conftest import RunningSystem, start_api_beside
 from tests.support.api import ApiUser, register
@@ -46,18 +45,19 @@ async def live(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def ledger_paused(system: RunningSystem) -> Iterator[None]:
-    """The ledger consumer stopped for the test: its commands stay accepted until `resume_ledger`."""
-    system.supervisor.stop("ledger")
-    try:
-        yield
-    finally:
+def ledger_paused(system: RunningSystem) -> Iterator[Callable[[], None]]:
+    """The ledger consumer stopped for the test: its commands stay accepted until the test calls the
+    fixture's value, which starts it again as it was started (its metrics port included)."""
+    spec = system.supervisor.stop("ledger")
+
+    def resume() -> None:
         if system.supervisor.pid("ledger") is None:
-            resume_ledger(system)
+            system.supervisor.start(spec)
 
-
-def resume_ledger(system: RunningSystem) -> None:
-    system.supervisor.start(next(p for p in app_processes(0) if p.name == "ledger"))
+    try:
+        yield resume
+    finally:
+        resume()
 
 
 async def polled(user: ApiUser, command_id: str) -> dict[str, object]:
@@ -71,7 +71,7 @@ async def polled(user: ApiUser, command_id: str) -> dict[str, object]:
 
 
 async def test_a_long_poll_waits_for_the_outcome_and_answers_as_it_arrives(
-    system: RunningSystem, live: httpx.AsyncClient, ledger_paused: None
+    system: RunningSystem, live: httpx.AsyncClient, ledger_paused: Callable[[], None]
 ) -> None:
     alice = await register(live)
     command_id = await alice.deposit("12.50")
@@ -86,7 +86,7 @@ async def test_a_long_poll_waits_for_the_outcome_and_answers_as_it_arrives(
     long_poll = asyncio.create_task(alice.get(f"/v1/commands/{command_id}", wait=30))
     await asyncio.sleep(1)
     assert not long_poll.done()
-    await asyncio.to_thread(resume_ledger, system)
+    await asyncio.to_thread(ledger_paused)
     response = await asyncio.wait_for(long_poll, 30)
     answered = datetime.now().astimezone()
     assert response.status_code == 200, response.text

@@ -34,8 +34,17 @@ def _families(text: str) -> set[str]:
     return {family.name for family in text_string_to_metric_families(text)}
 
 
-async def _scrape(client: httpx.AsyncClient, url: str) -> str:
-    response = await client.get(url)
+async def _scrape(client: httpx.AsyncClient, url: str, within_s: float = 30.0) -> str:
+    # The system is shared: an earlier test may have just restarted an app, whose port opens once it is up.
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            response = await client.get(url)
+            break
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
     assert response.status_code == 200, (url, response.status_code)
     return response.text
 

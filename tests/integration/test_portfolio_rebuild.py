@@ -13,7 +13,6 @@ import pytest
 
 from infra.dynamo.client import dynamodb_client
 from infra.dynamo.portfolio_store import DynamoPortfolioStore
-from infra.local.processes import app_processes
 from infra.settings import Settings
 from schemas.envelope import derive_event_id
 from schemas.topics import ORDER_EVENTS
@@ -65,8 +64,7 @@ async def test_dropped_positions_are_rebuilt_exactly_from_the_topic(
     portfolio_before = (await alice.get("/v1/portfolio")).json()
     assert {a: p["quantity"] for a, p in before_alice.items()} == {"ADA": "119.5", "DOT": "5.75"}
 
-    portfolio = next(p for p in app_processes(0) if p.name == "portfolio")
-    system.supervisor.stop("portfolio")
+    portfolio = system.supervisor.stop("portfolio")
     try:
         assert await positions.clear_account(alice.account_id) == 2 + 5
         assert (await alice.get("/v1/portfolio")).json()["positions"] == []

@@ -17,7 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from infra.dynamo.client import dynamodb_client
 from infra.dynamo.quarantine import DynamoQuarantineStore
-from infra.local.processes import AppProcess, app_processes
+from infra.local.processes import AppProcess
 from infra.settings import Settings
 from schemas.topics import BALANCE_EVENTS, DEPOSIT_COMMANDS, dead_letter_topic
 from tests.conftest import RunningSystem
@@ -62,10 +62,9 @@ async def test_a_poison_command_quarantines_its_account_until_it_is_released(
 ) -> None:
     bad = await register(http)
     neighbour = await _neighbour(http, bad.account_id, settings.kafka_command_partitions)
-    ledger = next(p for p in app_processes(0) if p.name == "ledger")
     fault = [f"LEDGERFLOW_FAULT_INJECT_ACCOUNT={bad.account_id}", "LEDGERFLOW_HANDLER_MAX_ATTEMPTS=3"]
-    system.supervisor.stop("ledger")
-    system.supervisor.start(AppProcess("ledger-faulty", ["env", *fault, *ledger.argv]))
+    ledger = system.supervisor.stop("ledger")
+    system.supervisor.start(AppProcess("ledger-faulty", ["env", *fault, *ledger.argv], ledger.env))
     try:
         commands = [await bad.deposit(amount) for amount in ("10.00", "20.00", "30.00")]
         behind = await neighbour.deposit("7.00")
