@@ -25,7 +25,7 @@ from infra.dynamo.keys import (
     command_sk,
 )
 from infra.dynamo.transactions import ItemKey, get_items
-from schemas.envelope import RawEnvelope, derive_event_id
+from schemas.envelope import RawEnvelope
 from schemas.events import OUTCOME_EVENT_TYPES, command_result
 from schemas.http import CommandStatus
 
@@ -44,10 +44,7 @@ class DynamoCommandStatuses:
         """The command's terminal status if the account's command has been settled or rejected."""
         pk = account_pk(account_id)
         if accepted_at is not None:
-            keys = [
-                (pk, command_record_sk(accepted_at, derive_event_id(command_id, handler)))
-                for handler in STATUS_HANDLERS
-            ]
+            keys = [(pk, command_record_sk(handler, command_id, accepted_at)) for handler in STATUS_HANDLERS]
         else:
             keys = await self.record_keys(account_id, command_id)
         keys += [(pk, command_sk(handler, command_id)) for handler in STATUS_HANDLERS]

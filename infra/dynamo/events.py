@@ -12,7 +12,7 @@ from consumers.common.ports import StoredOutcome
 from infra.dynamo.client import to_item
 from infra.dynamo.keys import COMMAND_INDEX_KEY, account_pk, command_record_sk, command_sk
 from infra.dynamo.transactions import ItemKey
-from schemas.envelope import Envelope, derive_event_id
+from schemas.envelope import Envelope
 
 
 def outcome_record(
@@ -27,22 +27,15 @@ def outcome_record(
 ) -> dict[str, Any]:
     """The dedupe guard of a handler that follows events (portfolio): it exists once per (handler, event)
     and holds what to republish on redelivery."""
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": to_item(
-                {
-                    "PK": pk,
-                    "SK": sk,
-                    "topic": topic,
-                    "events": [e.to_json() for e in events],
-                    "outcome": outcome,
-                    "reason": reason,
-                }
-            ),
-            "ConditionExpression": "attribute_not_exists(PK)",
-        }
+    values = {
+        "PK": pk,
+        "SK": sk,
+        "topic": topic,
+        "events": [e.to_json() for e in events],
+        "outcome": outcome,
+        "reason": reason,
     }
+    return _put_new(table, values)
 
 
 def command_record(
@@ -64,7 +57,7 @@ def command_record(
     order's record (`order`) is kept on it too."""
     values: dict[str, Any] = {
         "PK": account_pk(event.account_id),
-        "SK": command_record_sk(accepted_at, derive_event_id(command_id, handler)),
+        "SK": command_record_sk(handler, command_id, accepted_at),
         **_event_attributes(event, balance_version),
         "topic": topic,
         "events": [event.to_json()],
@@ -75,6 +68,11 @@ def command_record(
     }
     if order is not None:
         values["order"] = dict(order)
+    return _put_new(table, values)
+
+
+def _put_new(table: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A Put that only creates: the item's existence is the dedupe check."""
     return {
         "Put": {
             "TableName": table,
@@ -88,7 +86,7 @@ def command_record_keys(handler: str, message: Envelope[Any], legacy_until: date
     """Where a command's record may be: its item, and for a command accepted before the table's cutover the
     dedupe record of the older layout (see `infra.dynamo.layout`)."""
     pk = account_pk(message.account_id)
-    keys = [(pk, command_record_sk(message.occurred_at, derive_event_id(message.id, handler)))]
+    keys = [(pk, command_record_sk(handler, message.id, message.occurred_at))]
     if message.occurred_at < legacy_until:
         keys.append((pk, command_sk(handler, message.id)))
     return keys

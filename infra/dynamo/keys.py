@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+from schemas.envelope import derive_event_id
+
 ACCOUNT_PREFIX = "ACCOUNT#"
 
 
@@ -49,11 +51,11 @@ def event_sk(occurred_at: datetime, event_id: uuid.UUID) -> str:
     return f"{EVENT_PREFIX}{occurred_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
 
 
-def command_record_sk(accepted_at: datetime, event_id: uuid.UUID) -> str:
-    # A client command's one item: its outcome event, keyed by when the command was accepted (known
-    # before it settles, so the dedupe check and the status read can name the key) and the event's id
-    # (derived from the command's). It sorts with the account's other events.
-    return event_sk(accepted_at, event_id)
+def command_record_sk(handler: str, command_id: uuid.UUID, accepted_at: datetime) -> str:
+    # A client command's one item: its outcome event, keyed by when the command was accepted and the
+    # event's id, which derives from the command's: both known before it settles, so the dedupe check and
+    # the status read can name the key. It sorts with the account's other events.
+    return event_sk(accepted_at, derive_event_id(command_id, handler))
 
 
 # Facts about the table itself (which item layouts it may hold), on an item of their own.

@@ -17,17 +17,9 @@ from schemas.trading import PriceTick
 from tests.conftest import NOT_STARTED_IN_TESTS, RunningSystem
 from tests.support.api import ApiUser
 from tests.support.kafka import send_raw
+from tests.support.metrics import sample_value
 
 Labels = dict[str, str]
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
 
 
 def _families(text: str) -> set[str]:
@@ -86,11 +78,11 @@ async def test_each_app_serves_metrics_and_a_settled_deposit_moves_them(
         while True:
             after = {name: await _scrape(client, url) for name, url in urls.items()}
             short = {
-                key: _value(after[key[0]], key[1], **dict(key[2]))
-                - _value(before[key[0]], key[1], **dict(key[2]))
+                key: sample_value(after[key[0]], key[1], **dict(key[2]))
+                - sample_value(before[key[0]], key[1], **dict(key[2]))
                 for key, grown in expected.items()
-                if _value(after[key[0]], key[1], **dict(key[2]))
-                - _value(before[key[0]], key[1], **dict(key[2]))
+                if sample_value(after[key[0]], key[1], **dict(key[2]))
+                - sample_value(before[key[0]], key[1], **dict(key[2]))
                 < grown
             }
             if not short or time.monotonic() > deadline:
@@ -99,7 +91,7 @@ async def test_each_app_serves_metrics_and_a_settled_deposit_moves_them(
     assert not short, f"series that did not move enough: {short}"
 
     # Lag per partition, from the highwater the consumer saw: it has caught up with what it settled.
-    assert _value(after["ledger"], "ledgerflow_consumer_lag_records", topic=DEPOSIT_COMMANDS) == 0
+    assert sample_value(after["ledger"], "ledgerflow_consumer_lag_records", topic=DEPOSIT_COMMANDS) == 0
     for name in ("ledger", "trading", "portfolio", "prices"):
         families = _families(after[name])
         assert {
@@ -108,4 +100,4 @@ async def test_each_app_serves_metrics_and_a_settled_deposit_moves_them(
             "ledgerflow_consumer_oldest_unsettled_seconds",
             "process_cpu_seconds",
         } <= families, (name, sorted(families))
-        assert _value(after[name], "ledgerflow_consumer_oldest_unsettled_seconds") < 60
+        assert sample_value(after[name], "ledgerflow_consumer_oldest_unsettled_seconds") < 60

@@ -34,6 +34,7 @@ from schemas.commands import Deposit, PlaceOrder, Withdraw
 from schemas.envelope import Envelope
 from schemas.topics import BALANCE_EVENTS, ORDER_EVENTS
 from tests.support.settlement import FakeLedgerStore, FakeTradingStore
+from tests.support.tables import older_table
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 LIMITS = CashLimits(Decimal("10000"), Decimal("5000"))
@@ -429,67 +430,51 @@ async def test_commands_settled_under_the_older_layout_stay_settled(settings: Se
     """A table made by an older version holds `COMMAND#<handler>#<id>` dedupe records (an order's details
     on it, its event on an item of its own): a redelivered command is still a duplicate, and its status
     and order are still read."""
-    table = f"older-{uuid.uuid4().hex[:8]}"
-    async with dynamodb_client(settings) as client:
-        await client.create_table(
+    async with dynamodb_client(settings) as client, older_table(client) as table:
+        await ensure_table(client, table)
+        assert await LegacyRecords(client, table).until() > datetime.now(UTC)
+        backend = DynamoBackend(client, table)
+        account, asset = _account(), "CT" + uuid.uuid4().hex[:6].upper()
+        await backend.open_account(account, "100")
+        await backend.list_asset(asset, "10")
+        deposit, buy = _cash("deposit", account, "5"), _order("buy", account, asset, "1")
+        cash = _plans(await backend.ledger.load([deposit]), [deposit], _cash_decide)[0].decisions[0]
+        fill = _plans(await backend.trading.load([buy]), [buy], _order_decide)[0].decisions[0]
+        pk = account_pk(account)
+        older = [
+            {"SK": command_sk("ledger", deposit.id), "topic": BALANCE_EVENTS, "events": cash.events},
+            {
+                "SK": command_sk("trading", buy.id),
+                "topic": ORDER_EVENTS,
+                "events": fill.events,
+                **order_record(fill),
+            },
+        ]
+        for record in older:
+            events = record.pop("events")
+            item = {"PK": pk, **record, "events": [e.to_json() for e in events], "outcome": "settled"}
+            item |= {COMMAND_INDEX_KEY: str(events[0].causation_id), "reason": None}
+            await client.put_item(TableName=table, Item=to_item(item))
+        event = fill.events[0]
+        await client.put_item(
             TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        try:
-            await ensure_table(client, table)
-            assert await LegacyRecords(client, table).until() > datetime.now(UTC)
-            backend = DynamoBackend(client, table)
-            account, asset = _account(), "CT" + uuid.uuid4().hex[:6].upper()
-            await backend.open_account(account, "100")
-            await backend.list_asset(asset, "10")
-            deposit, buy = _cash("deposit", account, "5"), _order("buy", account, asset, "1")
-            cash = _plans(await backend.ledger.load([deposit]), [deposit], _cash_decide)[0].decisions[0]
-            fill = _plans(await backend.trading.load([buy]), [buy], _order_decide)[0].decisions[0]
-            pk = account_pk(account)
-            older = [
-                {"SK": command_sk("ledger", deposit.id), "topic": BALANCE_EVENTS, "events": cash.events},
+            Item=to_item(
                 {
-                    "SK": command_sk("trading", buy.id),
-                    "topic": ORDER_EVENTS,
-                    "events": fill.events,
-                    **order_record(fill),
-                },
-            ]
-            for record in older:
-                events = record.pop("events")
-                item = {"PK": pk, **record, "events": [e.to_json() for e in events], "outcome": "settled"}
-                item |= {COMMAND_INDEX_KEY: str(events[0].causation_id), "reason": None}
-                await client.put_item(TableName=table, Item=to_item(item))
-            event = fill.events[0]
-            await client.put_item(
-                TableName=table,
-                Item=to_item(
-                    {
-                        "PK": pk,
-                        "SK": event_sk(event.occurred_at, event.id),
-                        "event_id": str(event.id),
-                        "type": event.type,
-                        "causation_id": str(buy.id),
-                        "payload": event.payload.model_dump(mode="json"),
-                    }
-                ),
-            )
+                    "PK": pk,
+                    "SK": event_sk(event.occurred_at, event.id),
+                    "event_id": str(event.id),
+                    "type": event.type,
+                    "causation_id": str(buy.id),
+                    "payload": event.payload.model_dump(mode="json"),
+                }
+            ),
+        )
 
-            assert set((await backend.ledger.load([deposit])).outcomes) == {deposit.id}
-            assert set((await backend.trading.load([buy])).outcomes) == {buy.id}
-            statuses, orders = DynamoCommandStatuses(client, table), DynamoOrders(client, table)
-            status = await statuses.settled(account, buy.id, buy.occurred_at)
-            assert status is not None and status.status == "settled"
-            order = await orders.get(account, buy.id)
-            assert order is not None and order["order_id"] == str(buy.id)
-            assert [o["order_id"] for o in (await orders.page(account, 10, None)).items] == [str(buy.id)]
-        finally:
-            await client.delete_table(TableName=table)
+        assert set((await backend.ledger.load([deposit])).outcomes) == {deposit.id}
+        assert set((await backend.trading.load([buy])).outcomes) == {buy.id}
+        statuses, orders = DynamoCommandStatuses(client, table), DynamoOrders(client, table)
+        status = await statuses.settled(account, buy.id, buy.occurred_at)
+        assert status is not None and status.status == "settled"
+        order = await orders.get(account, buy.id)
+        assert order is not None and order["order_id"] == str(buy.id)
+        assert [o["order_id"] for o in (await orders.page(account, 10, None)).items] == [str(buy.id)]

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
 from infra.dynamo.client import dynamodb_client, to_attr
 from infra.dynamo.keys import COMMAND_INDEX
 from infra.dynamo.table import ensure_table
 from infra.settings import Settings
+from tests.support.tables import older_table
 
 
 async def test_an_older_table_gains_the_command_index(settings: Settings) -> None:
-    table = f"older-{uuid.uuid4().hex[:8]}"
-    async with dynamodb_client(settings) as client:
-        await client.create_table(
-            TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        try:
-            kept = {"PK": to_attr("ACCOUNT#a"), "SK": to_attr("BALANCE#USD")}
-            await client.put_item(TableName=table, Item=kept)
-            await ensure_table(client, table)
-            await ensure_table(client, table)  # a second provisioning changes nothing
-            described = (await client.describe_table(TableName=table))["Table"]
-            indexes = {i["IndexName"]: i["IndexStatus"] for i in described.get("GlobalSecondaryIndexes", [])}
-            assert indexes == {COMMAND_INDEX: "ACTIVE"}
-            assert (await client.get_item(TableName=table, Key=kept)).get("Item") == kept
-        finally:
-            await client.delete_table(TableName=table)
+    async with dynamodb_client(settings) as client, older_table(client) as table:
+        kept = {"PK": to_attr("ACCOUNT#a"), "SK": to_attr("BALANCE#USD")}
+        await client.put_item(TableName=table, Item=kept)
+        await ensure_table(client, table)
+        await ensure_table(client, table)  # a second provisioning changes nothing
+        described = (await client.describe_table(TableName=table))["Table"]
+        indexes = {i["IndexName"]: i["IndexStatus"] for i in described.get("GlobalSecondaryIndexes", [])}
+        assert indexes == {COMMAND_INDEX: "ACTIVE"}
+        assert (await client.get_item(TableName=table, Key=kept)).get("Item") == kept

@@ -9,29 +9,21 @@ import uuid
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from api import metrics
 from api.middleware import REQUESTS
 from infra.local.install import PROJECT_ROOT
 from infra.local.processes import METRICS_DIR_PREFIX, app_processes, fresh_metrics_dir
+from tests.support.metrics import sample_value
 
 # What a worker does: count two requests and hold a live gauge, then exit.
 WORKER = """
 from prometheus_client import Gauge
 from api.middleware import REQUESTS
+from tests.support.metrics import sample_value
 REQUESTS.labels("GET", "/probe", "200").inc(2)
 Gauge("probe_workers", "live workers", multiprocess_mode="livesum").set(1)
 """
-
-
-def _value(text: str, sample_name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == sample_name and labels.items() <= sample.labels.items()
-    )
 
 
 def _exited_pid() -> int:
@@ -44,7 +36,7 @@ def test_one_process_answers_from_its_own_registry(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv(metrics.MULTIPROC_DIR_ENV, raising=False)
     route = f"/probe-{uuid.uuid4().hex}"
     REQUESTS.labels("GET", route, "200").inc()
-    assert _value(metrics.latest().decode(), "ledgerflow_http_requests_total", route=route) == 1
+    assert sample_value(metrics.latest().decode(), "ledgerflow_http_requests_total", route=route) == 1
 
 
 def test_several_processes_are_summed_and_an_exited_ones_live_gauge_forgotten(
@@ -57,8 +49,8 @@ def test_several_processes_are_summed_and_an_exited_ones_live_gauge_forgotten(
 
     monkeypatch.setenv(metrics.MULTIPROC_DIR_ENV, str(tmp_path))
     text = metrics.latest().decode()
-    assert _value(text, "ledgerflow_http_requests_total", route="/probe") == 4
-    assert _value(text, "probe_workers") == 0  # both workers exited: their live gauges are gone
+    assert sample_value(text, "ledgerflow_http_requests_total", route="/probe") == 4
+    assert sample_value(text, "probe_workers") == 0  # both workers exited: their live gauges are gone
     assert not list(tmp_path.glob("gauge_livesum_*.db"))
     assert len(list(tmp_path.glob("counter_*.db"))) == 2
 
@@ -102,7 +94,7 @@ def test_intake_outcomes_are_counted_by_kind_outcome_and_reason(
     status: int, outcome: str, reason: str
 ) -> None:
     def count() -> float:
-        return _value(
+        return sample_value(
             metrics.latest().decode(),
             "ledgerflow_intake_commands_total",
             kind="withdrawal",
