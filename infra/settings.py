@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     # Records a consumer fetches at once: its partitions are then handled concurrently, each in order.
     kafka_batch_max_records: int = Field(default=100, ge=1, le=10_000)
+    # How long a consumer waits for the records hidden in a hole in a partition's offsets (a Tansu race,
+    # infra/kafka/holes.py); 0 turns the check off.
+    kafka_hole_wait_s: float = Field(default=5.0, ge=0, le=300)
     # How ledger, trading and portfolio settle fetched records: a fetch's records together, across its
     # partitions (one read of all their accounts, one coalesced write per account, as few transactions
     # as the limits allow); each partition's records together (`partition`); or one command per

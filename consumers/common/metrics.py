@@ -56,11 +56,22 @@ OLDEST_UNSETTLED: Final = Gauge(
     "Age (since it was written to Kafka) of the oldest fetched record not yet committed; 0 when idle",
 )
 
+OFFSET_HOLES: Final = Counter(
+    "ledgerflow_consumer_offset_holes_total",
+    "Holes in a partition's offsets read again (infra/kafka/holes.py): filled (every hidden record found) "
+    "or empty (a produce that never completed)",
+    ["outcome"],
+)
+
 _RETRY: Final = {cause: RETRIES.labels(cause) for cause in RETRY_CAUSES}
 
 
 def count_retry(cause: RetryCause) -> None:
     _RETRY[cause].inc()
+
+
+def count_hole(outcome: str) -> None:
+    OFFSET_HOLES.labels(outcome).inc()
 
 
 def count_outcomes(tally: Tally[tuple[str, str, str]]) -> None:

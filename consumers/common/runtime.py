@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -48,6 +48,7 @@ from consumers.common.settle import Inbound
 from consumers.registry import AppSpec
 from infra.dynamo.client import DynamoDBClient, dynamodb_client
 from infra.dynamo.quarantine import DynamoQuarantineStore
+from infra.kafka.holes import HoleFiller, hole_reader
 from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
 from infra.retry import retry_transient
@@ -67,15 +68,18 @@ class InjectedFault(Exception):
 
 
 class _NewPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions new to this process may carry accounts another process quarantined a moment ago."""
+    """Partitions new to this process may carry accounts another process quarantined a moment ago, and
+    continue where another process left them."""
 
-    def __init__(self, on_assigned: Callable[[], None]) -> None:
+    def __init__(self, on_assigned: Callable[[], None], holes: HoleFiller) -> None:
         self._on_assigned = on_assigned
+        self._holes = holes
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        self._holes.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._holes.forget(assigned)
         self._on_assigned()
 
 
@@ -446,6 +450,15 @@ class ConsumerRuntime(Generic[PortsT]):
         self.broker = make_broker(self.settings, self.group, observed=True)
         self.app = FastStream(self.broker, lifespan=self._lifespan)
         self._build_ports = build_ports
+        self.holes = HoleFiller(
+            lambda: hole_reader(
+                self.settings.kafka_bootstrap_servers,
+                f"ledgerflow-{self.group}-holes",
+                self.settings.kafka_max_message_bytes * 4,
+            ),
+            wait_s=self.settings.kafka_hole_wait_s,
+            on_hole=metrics.count_hole,
+        )
         # Set by the lifespan, before any subscriber starts.
         self.ports: PortsT
         self.publisher: KafkaPublisher
@@ -464,12 +477,15 @@ class ConsumerRuntime(Generic[PortsT]):
                 self.ports = await self._build_ports(self.settings, client, self.publisher)
                 yield
             finally:
+                await self.holes.stop()
                 await producer.stop()
 
     def subscriber_options(self, group: str | None = None, *, batch: bool = True) -> dict[str, Any]:
         options = subscriber_options(self.settings, group or self.group)
         # The gate exists only once the lifespan ran, and assignments come after that.
-        options["listener"] = _NewPartitions(lambda: self.gate.invalidate() if self.gate else None)
+        options["listener"] = _NewPartitions(
+            lambda: self.gate.invalidate() if self.gate else None, self.holes
+        )
         if batch:
             options |= {
                 "batch": True,
@@ -499,6 +515,9 @@ class ConsumerRuntime(Generic[PortsT]):
         by_partition: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = {}
         for record in records:
             by_partition.setdefault((record.topic, record.partition), []).append(record)
+        consumer = getattr(message, "consumer", None)
+        if consumer is not None:
+            await self._fill_holes(consumer, by_partition)
 
         def accepted_for(record: ConsumerRecord[bytes, bytes]) -> Mapping[str, type[BaseModel]]:
             return TOPIC_MESSAGES[record.topic]
@@ -539,7 +558,7 @@ class ConsumerRuntime(Generic[PortsT]):
                     gate=self.gate,
                 )
 
-        with metrics.fetched(by_partition, getattr(message, "consumer", None)):
+        with metrics.fetched(by_partition, consumer):
             if len(by_partition) == 1:
                 await in_order(next(iter(by_partition.values())))
                 return
@@ -547,3 +566,13 @@ class ConsumerRuntime(Generic[PortsT]):
                 for partition_records in by_partition.values():
                     # Each task gets a copy of the context, so log bindings do not leak across partitions.
                     group.create_task(in_order(partition_records))
+
+    async def _fill_holes(
+        self, consumer: Any, by_partition: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Adds to each partition's records those a hole in its offsets hid (infra/kafka/holes.py)."""
+
+        async def complete(key: tuple[str, int]) -> None:
+            by_partition[key] = await self.holes.complete(consumer, TopicPartition(*key), by_partition[key])
+
+        await asyncio.gather(*(complete(key) for key in by_partition))
