@@ -46,7 +46,7 @@ from infra.logging import configure_logging
 from infra.redis import make_redis
 from infra.retry import retry_transient
 from infra.settings import Settings, get_settings
-from infra.telemetry import configure_tracing
+from infra.telemetry import configure_tracing, instrument_api
 from producers.commands import CommandPublisher
 
 log = structlog.get_logger(__name__)
@@ -128,4 +128,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
+    instrument_api(app)
     return app

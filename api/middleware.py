@@ -1,5 +1,5 @@
-"""ASGI layers in front of every route: observation (request id, metrics, log context, the trace's
-span), security headers, request size (413) and media type (415).
+"""ASGI layers in front of every route: observation (request id, metrics, log context), security
+headers, request size (413) and media type (415).
 
 Written as plain ASGI so that an oversized body is refused while it streams in, before any of it is
 buffered, so that the headers are on every response, errors included, and because Starlette's
@@ -14,13 +14,12 @@ import uuid
 from typing import Any
 
 import structlog
-from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import count_intake
 from api.problems import PROBLEM_JSON
-from infra.telemetry import current_trace_id, tracer
+from infra.telemetry import current_trace_id
 
 # Counters and histograms need nothing more when the workers share their metrics (api/metrics.py).
 REQUESTS = Counter("ledgerflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -40,8 +39,8 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class Observe:
-    """A request id (`X-Request-Id`), the log context, a server span (recorded only when the trace is
-    sampled: infra/telemetry.py) and the request's count and latency by route template."""
+    """A request id (`X-Request-Id`), the log context (with the trace id of the request's span) and the
+    request's count and latency by route template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -64,23 +63,23 @@ class Observe:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        with tracer().start_as_current_span(f"{method} {path}", kind=SpanKind.SERVER):
-            client = scope.get("client")
-            structlog.contextvars.bind_contextvars(
-                service="api",
-                request_id=request_id,
-                trace_id=current_trace_id(),
-                path=path,
-                client_ip=client[0] if client else None,
-            )
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                # The router put the matched route in the scope: its template keeps the labels few.
-                route = getattr(scope.get("route"), "path", "unmatched")
-                REQUESTS.labels(method, route, str(status)).inc()
-                LATENCY.labels(method, route).observe(time.perf_counter() - started)
-                count_intake(method, path, status)
+        client = scope.get("client")
+        structlog.contextvars.bind_contextvars(
+            service="api",
+            request_id=request_id,
+            # FastAPI's instrumentation, outside this layer, started the request's span.
+            trace_id=current_trace_id(),
+            path=path,
+            client_ip=client[0] if client else None,
+        )
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # The router put the matched route in the scope: its template keeps the labels few.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            count_intake(method, path, status)
 
 
 class SecurityHeaders:

@@ -24,8 +24,9 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
@@ -53,7 +54,7 @@ from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
 from infra.retry import retry_transient
 from infra.settings import Settings, get_settings
-from infra.telemetry import configure_tracing, extract_trace_context, tracer
+from infra.telemetry import configure_tracing, extract_trace_context, settlement_span, tracer
 from schemas.catalogue import TOPIC_MESSAGES
 from schemas.envelope import Envelope
 
@@ -85,8 +86,13 @@ class _NewPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def make_broker(settings: Settings, service: str, *, observed: bool = False) -> KafkaBroker:
     """`observed`: FastStream's Prometheus middleware counts every fetched batch (received, processed,
-    latency, exceptions; `faststream_*`), as the consumers want."""
-    middlewares = [KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)] if observed else []
+    latency, exceptions; `faststream_*`) and its telemetry middleware gives each a span, as the
+    consumers want."""
+    middlewares = (
+        [KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service), KafkaTelemetryMiddleware()]
+        if observed
+        else []
+    )
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"ledgerflow-{service}",
@@ -149,7 +155,9 @@ async def process_record(
         return
     structlog.contextvars.bind_contextvars(**_message_bindings(envelope))
     context = extract_trace_context(record.headers or ())
-    with tracer().start_as_current_span(f"{group} {envelope.type}", context=context) as span:
+    with tracer().start_as_current_span(
+        f"{group} {envelope.type}", context=context, kind=SpanKind.CONSUMER
+    ) as span:
         structlog.contextvars.bind_contextvars(trace_id=format(span.get_span_context().trace_id, "032x"))
         async with _unexpected_failure():
             await _settle(
@@ -192,7 +200,8 @@ async def process_partition(
         try:
             for _, envelope, _ in batch:
                 _inject_fault(envelope, settings)
-            await _io(settings, lambda: settle_batch(inbound))
+            with settlement_span(group, [span for _, _, span in batch]):
+                await _io(settings, lambda: settle_batch(inbound))
         except Exception as exc:
             metrics.count_retry("batch_fallback")
             log.warning(
@@ -225,7 +234,8 @@ async def process_partition(
         admission = await _admit(gate, record, envelope.account_id, settings)
         if admission is HANDLE:
             context = extract_trace_context(record.headers or ())
-            run.append((record, envelope, tracer().start_span(f"{group} {envelope.type}", context=context)))
+            span = tracer().start_span(f"{group} {envelope.type}", context=context, kind=SpanKind.CONSUMER)
+            run.append((record, envelope, span))
             continue
         await settle_run()
         structlog.contextvars.bind_contextvars(**_message_bindings(envelope))

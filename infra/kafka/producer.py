@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from infra.settings import Settings
-from infra.telemetry import inject_trace_headers
+from infra.telemetry import inject_trace_headers, publish_span
 from schemas.envelope import Envelope
 
 Headers = list[tuple[str, bytes]]
@@ -56,12 +56,13 @@ class KafkaPublisher:
         self._producer = producer
 
     async def send(self, topic: str, key: str, value: bytes, headers: Headers | None = None) -> None:
-        await self._producer.send_and_wait(
-            topic,
-            value=value,
-            key=key.encode(),
-            headers=[*JSON_HEADERS, *inject_trace_headers(), *(headers or [])],
-        )
+        with publish_span(topic, 1):
+            await self._producer.send_and_wait(
+                topic,
+                value=value,
+                key=key.encode(),
+                headers=[*JSON_HEADERS, *inject_trace_headers(), *(headers or [])],
+            )
 
     async def send_exact(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         """Sends bytes and headers exactly as given (dead letters and redrives keep the original)."""
@@ -74,9 +75,10 @@ class KafkaPublisher:
         await self._send_all(topic, [(key, v) for v in values])
 
     async def _send_all(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
-        headers = [*JSON_HEADERS, *inject_trace_headers()]
-        futures = [
-            await self._producer.send(topic, value=value, key=key.encode(), headers=headers)
-            for key, value in messages
-        ]
-        await asyncio.gather(*futures)
+        with publish_span(topic, len(messages)):
+            headers = [*JSON_HEADERS, *inject_trace_headers()]
+            futures = [
+                await self._producer.send(topic, value=value, key=key.encode(), headers=headers)
+                for key, value in messages
+            ]
+            await asyncio.gather(*futures)

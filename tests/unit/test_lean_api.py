@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
+import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
@@ -14,7 +15,7 @@ from starlette.routing import BaseRoute
 from api.app import create_app
 from infra.local.processes import app_processes
 from infra.settings import Settings
-from infra.telemetry import sampler_from_env
+from infra.telemetry import otlp_configured, sampler_from_env
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -68,3 +69,18 @@ def test_the_api_runs_the_configured_workers_without_an_access_log() -> None:
     assert api.argv[api.argv.index("--workers") + 1] == "3"
     default = next(p for p in app_processes(8123) if p.name == "api")
     assert default.argv[default.argv.index("--workers") + 1] == str(Settings().api_workers)
+
+
+@pytest.mark.parametrize(
+    ("env", "exported"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+    ],
+)
+def test_spans_are_exported_only_where_an_otlp_endpoint_is_named(env: dict[str, str], exported: bool) -> None:
+    # compose passes `${OTEL_EXPORTER_OTLP_ENDPOINT:-}`: an empty value must mean "no exporter".
+    assert otlp_configured(env) is exported
