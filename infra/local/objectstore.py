@@ -12,21 +12,30 @@ fsynced, so a reader sees the old or the new object, never a torn one, and an ac
 a crash of this process, of Tansu, or of the machine. Conditional checks and the rename happen under one
 lock, so two writers of one key cannot both win. Keys map to paths (`bucket/a/b/c`).
 
+Listing is what Tansu does most: every fetch lists the partition's every batch object, a page of 1,000
+at a time, and gives up on a fetch that outlasts the consumer's `fetch_max_wait_ms`. So each folder's
+objects are kept in memory, sorted as S3 sorts keys, updated by this server's own writes and read again
+from disk only when the folder's mtime says someone else changed it: a page costs a binary search and
+its XML, not a walk, a sort and a stat per key (README, "Known limit of the durable broker").
+
 `python -m infra.local.objectstore --port 9000 --root .data/kafka`
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import hashlib
+import itertools
 import os
 import signal
 import stat
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http import HTTPStatus
@@ -48,6 +57,48 @@ class S3Error(Exception):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float
+    etag: str
+
+
+def _key_bytes(info: ObjectInfo) -> bytes:
+    return info.key.encode()
+
+
+def _info(key: str, found: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, found.st_size, found.st_mtime, etag_of(found))
+
+
+class _Folder:
+    """One folder's files in S3 key order (by UTF-8 bytes) and its subfolders, as of its `mtime_ns`."""
+
+    def __init__(self, mtime_ns: int, files: list[ObjectInfo], folders: list[str]) -> None:
+        self.mtime_ns = mtime_ns
+        self.files = sorted(files, key=lambda info: info.key.encode())
+        self.order = [info.key.encode() for info in self.files]
+        self.folders = folders
+
+    def put(self, info: ObjectInfo) -> None:
+        wanted = info.key.encode()
+        at = bisect.bisect_left(self.order, wanted)
+        if at < len(self.order) and self.order[at] == wanted:
+            self.files[at] = info
+        else:
+            self.order.insert(at, wanted)
+            self.files.insert(at, info)
+
+    def remove(self, key: str) -> None:
+        wanted = key.encode()
+        at = bisect.bisect_left(self.order, wanted)
+        if at < len(self.order) and self.order[at] == wanted:
+            del self.order[at]
+            del self.files[at]
+
+
 class FileObjectStore:
     """Buckets are folders under `root`, objects are files; the part every request handler shares."""
 
@@ -55,6 +106,8 @@ class FileObjectStore:
         self.root = root
         self.fsync = fsync
         self._write_lock = threading.Lock()
+        self._folders: dict[Path, _Folder] = {}
+        self._folders_lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, bucket: str, key: str = "") -> Path:
@@ -93,7 +146,9 @@ class FileObjectStore:
                     raise S3Error(HTTPStatus.PRECONDITION_FAILED, "PreconditionFailed", "etag differs")
                 os.replace(temporary, target)
                 self._sync_dir(target.parent)
-                return etag_of(target.stat())
+                found = target.stat()
+                self._listed(target.parent, lambda folder: folder.put(_info(self._key(target), found)))
+                return etag_of(found)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
@@ -111,24 +166,72 @@ class FileObjectStore:
         with self._write_lock, contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             target.unlink()
             self._sync_dir(target.parent)
+            self._listed(target.parent, lambda folder: folder.remove(self._key(target)))
 
-    def keys(self, bucket: str, prefix: str) -> Iterator[str]:
-        """Every key under `prefix` (unsorted): walks only the folder the prefix names."""
+    def objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix`, in S3 key order: reads only the folder the prefix names, and
+        each of its folders from disk only when it changed behind this server's back."""
         base = self.path(bucket)
         if not base.is_dir():
             raise S3Error(HTTPStatus.NOT_FOUND, "NoSuchBucket")
         folder, _, _ = prefix.rpartition("/")
         start = base.joinpath(*folder.split("/")) if folder else base
         if ".." in folder.split("/") or not start.is_dir():
-            return
-        for directory, _, files in os.walk(start):
-            relative = Path(directory).relative_to(base).as_posix()
-            for name in files:
-                if name.startswith(_TMP_PREFIX):
+            return []
+        # A prefix ending in "/" (all Tansu asks for) takes every object below its folder.
+        partial = prefix.rpartition("/")[2]
+        found: list[ObjectInfo] = []
+        pending = [start]
+        visited = 0
+        while pending:
+            directory = pending.pop()
+            visited += 1
+            files, folders = self._folder(directory)
+            found.extend([info for info in files if info.key.startswith(prefix)] if partial else files)
+            pending.extend(directory / name for name in folders)
+        # One folder's files are in key order already.
+        return found if visited == 1 else sorted(found, key=_key_bytes)
+
+    def _folder(self, directory: Path) -> tuple[list[ObjectInfo], list[str]]:
+        try:
+            mtime_ns = directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return [], []
+        with self._folders_lock:
+            cached = self._folders.get(directory)
+            if cached is not None and cached.mtime_ns == mtime_ns:
+                return list(cached.files), list(cached.folders)
+        files: list[ObjectInfo] = []
+        folders: list[str] = []
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(_TMP_PREFIX):
                     continue
-                key = name if relative == "." else f"{relative}/{name}"
-                if key.startswith(prefix):
-                    yield key
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        files.append(_info(self._key(Path(entry.path)), entry.stat()))
+        read = _Folder(mtime_ns, files, folders)
+        with self._folders_lock:
+            self._folders[directory] = read
+        return list(read.files), list(read.folders)
+
+    def _listed(self, directory: Path, change: Callable[[_Folder], None]) -> None:
+        """Applies this server's own write to the folder's listing, if it is kept (under the write lock)."""
+        with self._folders_lock:
+            cached = self._folders.get(directory)
+            if cached is None:
+                return
+            change(cached)
+            try:
+                cached.mtime_ns = directory.stat().st_mtime_ns
+            except FileNotFoundError:
+                del self._folders[directory]
+
+    def _key(self, path: Path) -> str:
+        """The key of the object at `path`, without its bucket."""
+        return path.relative_to(self.root).as_posix().split("/", 1)[1]
 
     def _current_etag(self, target: Path) -> str | None:
         try:
@@ -184,10 +287,11 @@ def list_objects_v2(store: FileObjectStore, bucket: str, query: dict[str, list[s
     prefixes: list[str] = []
     last = ""
     truncated = False
-    # S3 orders keys by their UTF-8 bytes.
-    for key in sorted(store.keys(bucket, prefix), key=lambda k: k.encode()):
-        if after and key.encode() <= after.encode():
-            continue
+    # S3 orders keys by their UTF-8 bytes; a page starts just after the continuation token.
+    listed = store.objects(bucket, prefix)
+    first = bisect.bisect_right(listed, after.encode(), key=_key_bytes) if after else 0
+    for info in itertools.islice(listed, first, None):
+        key = info.key
         if len(contents) + len(prefixes) >= max_keys:
             truncated = True
             break
@@ -198,10 +302,9 @@ def list_objects_v2(store: FileObjectStore, bucket: str, query: dict[str, list[s
                 prefixes.append(common)
             last = key
             continue
-        found = store.stat(bucket, key)
         contents.append(
-            f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso_date(found.st_mtime)}</LastModified>"
-            f"<ETag>{escape(etag_of(found))}</ETag><Size>{found.st_size}</Size>"
+            f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso_date(info.modified)}</LastModified>"
+            f"<ETag>{escape(info.etag)}</ETag><Size>{info.size}</Size>"
             "<StorageClass>STANDARD</StorageClass></Contents>"
         )
         last = key

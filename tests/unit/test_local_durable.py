@@ -134,3 +134,27 @@ def test_object_store_lists_like_s3(tmp_path: Path) -> None:
     assert len(keys) == 2 and token is not None
     assert listed(f"prefix=t/&continuation-token={token}")[0] == ["t/p/0/watermark.json", "t/p/1/w.json"]
     assert remove_leftovers(tmp_path) == 1
+
+
+def test_object_store_listing_follows_its_writes_and_changes_made_behind_its_back(tmp_path: Path) -> None:
+    # Listings are kept in memory (Tansu lists a partition's every batch on each fetch).
+    store = FileObjectStore(tmp_path, fsync=False)
+    store.create_bucket("b")
+
+    def listed() -> list[tuple[str, int, str]]:
+        return [(info.key, info.size, info.etag) for info in store.objects("b", "r/")]
+
+    store.put("b", "r/002.batch", b"x", if_none_match=None, if_match=None)
+    assert [key for key, _, _ in listed()] == ["r/002.batch"]  # the folder is now kept
+    store.put("b", "r/001.batch", b"x", if_none_match=None, if_match=None)
+    etag = store.put("b", "r/002.batch", b"longer", if_none_match=None, if_match=None)
+    assert listed()[1] == ("r/002.batch", 6, etag)
+    store.delete("b", "r/001.batch")
+    assert [key for key, _, _ in listed()] == ["r/002.batch"]
+    # Someone else (a person, a restore) changed the folder: its mtime says so, and it is read again.
+    folder = tmp_path / "b" / "r"
+    (folder / "003.batch").write_bytes(b"xyz")
+    os.utime(folder, ns=(0, 1))
+    assert [key for key, _, _ in listed()] == ["r/002.batch", "r/003.batch"]
+    assert store.objects("b", "r/00")[1].size == 3  # a partial prefix
+    assert store.objects("b", "missing/") == []
