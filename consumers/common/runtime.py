@@ -26,6 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
@@ -154,10 +155,7 @@ async def process_record(
     if envelope is None:
         return
     structlog.contextvars.bind_contextvars(**_message_bindings(envelope))
-    context = extract_trace_context(record.headers or ())
-    with tracer().start_as_current_span(
-        f"{group} {envelope.type}", context=context, kind=SpanKind.CONSUMER
-    ) as span:
+    with trace.use_span(_command_span(group, record, envelope), end_on_exit=True) as span:
         structlog.contextvars.bind_contextvars(trace_id=format(span.get_span_context().trace_id, "032x"))
         async with _unexpected_failure():
             await _settle(
@@ -233,9 +231,7 @@ async def process_partition(
             continue
         admission = await _admit(gate, record, envelope.account_id, settings)
         if admission is HANDLE:
-            context = extract_trace_context(record.headers or ())
-            span = tracer().start_span(f"{group} {envelope.type}", context=context, kind=SpanKind.CONSUMER)
-            run.append((record, envelope, span))
+            run.append((record, envelope, _command_span(group, record, envelope)))
             continue
         await settle_run()
         structlog.contextvars.bind_contextvars(**_message_bindings(envelope))
@@ -273,6 +269,12 @@ async def _parse(
         log.warning("message.dead_lettered", error=error.code, reason=error.reason)
         await _io(settings, lambda: dead_letter(sender, record, group, code=error.code, reason=error.reason))
         return None
+
+
+def _command_span(group: str, record: Any, envelope: Envelope[Any]) -> Span:
+    """The span of one command's settling, the child of the publish that carried it (its headers)."""
+    context = extract_trace_context(record.headers or ())
+    return tracer().start_span(f"{group} {envelope.type}", context=context, kind=SpanKind.CONSUMER)
 
 
 def _message_bindings(envelope: Envelope[Any]) -> dict[str, str]:
@@ -580,9 +582,9 @@ class ConsumerRuntime(Generic[PortsT]):
     async def _fill_holes(
         self, consumer: Any, by_partition: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        """Adds to each partition's records those a hole in its offsets hid (infra/kafka/holes.py)."""
+        """Adds to each partition's records those a hole in its offsets hid (infra/kafka/holes.py).
 
-        async def complete(key: tuple[str, int]) -> None:
-            by_partition[key] = await self.holes.complete(consumer, TopicPartition(*key), by_partition[key])
-
-        await asyncio.gather(*(complete(key) for key in by_partition))
+        One partition after another: without a hole, `complete` does no I/O, so the hot path makes no
+        task per partition."""
+        for key, records in by_partition.items():
+            by_partition[key] = await self.holes.complete(consumer, TopicPartition(*key), records)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeAlias
 
 import pytest
@@ -63,20 +64,25 @@ async def _fetch_all(bootstrap: str, partition: TopicPartition) -> list[Record]:
         await consumer.stop()
 
 
-def _filler(services: ServiceEndpoints, wait_s: float, outcomes: list[str]) -> HoleFiller:
+@asynccontextmanager
+async def _filler(services: ServiceEndpoints, wait_s: float) -> AsyncIterator[tuple[HoleFiller, list[str]]]:
+    """A hole filler reading the real broker, and the outcomes it reports; stopped afterwards."""
     bootstrap = services.kafka_bootstrap_servers
-    return HoleFiller(
+    outcomes: list[str] = []
+    filler = HoleFiller(
         lambda: hole_reader(bootstrap, "test-holes", 1 << 20), wait_s=wait_s, on_hole=outcomes.append
     )
+    try:
+        yield filler, outcomes
+    finally:
+        await filler.stop()
 
 
 async def test_records_a_fetch_stepped_over_are_read_again_in_offset_order(
     services: ServiceEndpoints, topic: TopicPartition
 ) -> None:
     fetched = await _fetch_all(services.kafka_bootstrap_servers, topic)
-    outcomes: list[str] = []
-    filler = _filler(services, 5.0, outcomes)
-    try:
+    async with _filler(services, 5.0) as (filler, outcomes):
         # The committed offset was 1 and the fetch showed 3, 4, 7, 8, 9: offsets 1, 2, 5 and 6 were hidden.
         seen = [fetched[i] for i in (3, 4, 7, 8, 9)]
         completed = await filler.complete(_Committed(1), topic, seen)
@@ -85,17 +91,13 @@ async def test_records_a_fetch_stepped_over_are_read_again_in_offset_order(
         assert outcomes == ["filled"]
         # The next fetch follows on from 10: nothing to read again.
         assert await filler.complete(_Committed(None), topic, []) == []
-    finally:
-        await filler.stop()
 
 
 async def test_a_hole_that_stays_empty_is_given_up_after_the_wait(
     services: ServiceEndpoints, topic: TopicPartition
 ) -> None:
     fetched = await _fetch_all(services.kafka_bootstrap_servers, topic)
-    outcomes: list[str] = []
-    filler = _filler(services, 0.5, outcomes)
-    try:
+    async with _filler(services, 0.5) as (filler, outcomes):
         assert await filler.complete(_Committed(0), topic, fetched) == fetched
         # Offsets past the log's end stand for a produce that took its offsets and never wrote them.
         later = ConsumerRecord(topic.topic, 0, 12, 0, 0, b"k", b"late", None, 1, 4, ())
@@ -104,5 +106,3 @@ async def test_a_hole_that_stays_empty_is_given_up_after_the_wait(
         assert completed == [later]
         assert outcomes == ["empty"]
         assert 0.5 <= time.monotonic() - started < 3
-    finally:
-        await filler.stop()
