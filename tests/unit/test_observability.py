@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import promql_parser
 import pytest
 import yaml
 
+from infra.local.install import debian_tool
 from tests.support.deployment import (
     API,
     API_PORT,
@@ -149,10 +149,13 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _promtool() -> str:
-    promtool = shutil.which("promtool")
+    promtool = debian_tool("promtool", "prometheus")
     if promtool is None:
-        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
-    return promtool
+        pytest.skip(
+            "promtool is not installed and `apt-get install -y prometheus` was not possible "
+            "(it needs root and a reachable Debian mirror)"
+        )
+    return str(promtool)
 
 
 # ------------------------------------------------------------------------------------------ Prometheus
