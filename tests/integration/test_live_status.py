@@ -240,16 +240,19 @@ async def test_a_reconnect_with_last_event_id_replays_what_was_missed(live: http
         await alice.wait_for(command_id)
 
     async with open_stream(live, headers={**alice.auth, "Last-Event-ID": last_id}) as again:
-        replayed = []
+        replayed: list[dict[str, Any]] = []
         while len([d for d in replayed if d["status"] == "settled"]) < len(missed):
             replayed.append((await again.command(timeout_s=10))[1])
     assert {d["command_id"] for d in replayed} == set(missed)
     assert all(d["command_id"] != first for d in replayed)
-    # The command settled before the reconnect, so its status there is what the poll says now.
+    # Each command settled before the reconnect, so its replay ends with what the poll says now. It may
+    # still start at `accepted`: the poll reads the outcome record the ledger committed to DynamoDB, and
+    # this worker's feed reads the outcome event the ledger publishes only after that commit (CI once
+    # reconnected in between). The status never goes backwards.
     for command_id in missed:
-        assert {**next(d for d in replayed if d["command_id"] == command_id)} == await polled(
-            alice, command_id
-        )
+        mine = [d for d in replayed if d["command_id"] == command_id]
+        assert [d["status"] for d in mine] in (["settled"], ["accepted", "settled"]), mine
+        assert mine[-1] == await polled(alice, command_id)
 
 
 async def test_a_worker_started_later_replays_from_the_window_it_filled(
