@@ -480,7 +480,9 @@ class ConsumerRuntime(Generic[PortsT]):
     async def _lifespan(self) -> AsyncIterator[None]:
         async with metrics_served(self.settings, self.spec), dynamodb_client(self.settings) as client:
             producer = make_producer(self.settings, f"ledgerflow-{self.group}")
-            await producer.start()
+            # A consumer (re)started while the broker is down waits for it, as the API does, instead of
+            # exiting: nothing may be left to restart it (the chaos suite restarts a killed consumer once).
+            await retry_transient(producer.start, max_backoff_s=2)
             try:
                 self.publisher = KafkaPublisher(producer)
                 if self._quarantine:
