@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.console import mount_console
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
+from api.live.announce import Announcer
 from api.live.feed import LiveFeed
 from api.live.hub import LiveHub
 from api.live.tickets import StreamTickets
@@ -70,9 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             live = LiveHub(
                 settings.live_window_s, settings.live_window_max_records, settings.stream_queue_max
             )
-            feed = LiveFeed(settings, live)
+            feed = LiveFeed(settings, live, redis)
             await retry_transient(feed.start, max_backoff_s=2)
             stack.push_async_callback(feed.stop)
+            announcer = Announcer(redis)
+            announcer.start()
+            stack.push_async_callback(announcer.stop)
             denylist = TokenDenylist(
                 redis, DynamoRevocations(client, settings.dynamodb_table), settings.jwt_ttl_seconds
             )
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 orders=DynamoOrders(client, settings.dynamodb_table),
                 positions=DynamoPortfolioStore(client, settings.dynamodb_table),
                 live=live,
+                announcer=announcer,
                 stream_tickets=StreamTickets(redis, settings.stream_ticket_ttl_s),
             )
             # What start-up built lives as long as the process: keep the collector from walking it

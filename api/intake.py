@@ -13,11 +13,12 @@ import structlog
 from api.deps import Caller
 from api.gate import Write
 from api.idempotency import Claim, fingerprint, validate_key
+from api.live.announce import accepted_record
 from api.problems import ProblemError
 from api.rate_limit import command_limits
 from api.resources import Resources
 from infra.audit import audit
-from producers.commands import envelope_for
+from producers.commands import Sent, envelope_for
 from schemas.commands import Command
 from schemas.envelope import Envelope, utc_now
 from schemas.http import CommandReceipt
@@ -84,11 +85,12 @@ async def submit(
         if claim is not None:
             envelope = await _pinned(command, claim, resources)
         structlog.contextvars.bind_contextvars(command_id=str(envelope.id))
-        await _publish(envelope, resources)
+        sent = await _publish(envelope, resources)
     except BaseException:
         # Frees the key for a retry at once, or drops the record of a command that was not accepted.
         await resources.redis.delete(written.key)
         raise
+    resources.announcer.announce(accepted_record(sent.placed, account_id, envelope.id, sent.value))
     receipt = receipt_for(envelope.id, command.KIND).model_dump(mode="json")
     if claim is not None:
         record = _accepted_record(envelope, command.KIND, resources)
@@ -112,11 +114,11 @@ async def _pinned(command: Command, claim: Claim, resources: Resources) -> Envel
     return envelope_for(command, claim.account_id, record.command_id, record.accepted_at)
 
 
-async def _publish(envelope: Envelope[Command], resources: Resources) -> None:
+async def _publish(envelope: Envelope[Command], resources: Resources) -> Sent:
     """Returns once the broker acknowledged the command; 503 if it fails or takes too long."""
     timeout_s = resources.settings.intake_publish_timeout_s
     try:
-        await asyncio.wait_for(resources.commands.publish(envelope), timeout=timeout_s)
+        return await asyncio.wait_for(resources.commands.publish(envelope), timeout=timeout_s)
     except Exception as exc:
         log.error("intake.publish_failed", error=type(exc).__name__, timeout_s=timeout_s)
         raise _unavailable() from exc

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from api.gate import Gate
 from api.idempotency import IdempotencyStore
+from api.live.announce import Announcer
 from api.live.hub import LiveHub
 from api.live.tickets import StreamTickets
 from api.revocation import TokenDenylist
@@ -37,6 +38,8 @@ class Resources:
     assets: AssetDirectory
     orders: DynamoOrders
     positions: DynamoPortfolioStore
-    # Live status: this worker's view of the status topics and prices, and the streams' tickets.
+    # Live status: this worker's view of the status topics and prices, what it tells the other workers
+    # of the commands it accepted, and the streams' tickets.
     live: LiveHub
+    announcer: Announcer
     stream_tickets: StreamTickets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from schemas.commands import Command, Deposit, PlaceOrder, Withdraw
 from schemas.envelope import Envelope, utc_now
@@ -17,8 +17,26 @@ TOPIC_BY_COMMAND: dict[type[Command], str] = {
 }
 
 
+class Placed(Protocol):
+    """Where the broker put a record (aiokafka's RecordMetadata is one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
 class KeyedSender(Protocol):
-    async def send(self, topic: str, key: str, value: bytes) -> None: ...
+    async def send(self, topic: str, key: str, value: bytes) -> Placed: ...
+
+
+class Sent(NamedTuple):
+    placed: Placed
+    value: bytes
 
 
 def envelope_for(
@@ -45,8 +63,9 @@ class CommandPublisher:
     def __init__(self, sender: KeyedSender) -> None:
         self._sender = sender
 
-    async def publish(self, envelope: Envelope[Command]) -> None:
+    async def publish(self, envelope: Envelope[Command]) -> Sent:
         """Returns once the broker has acknowledged the command: only then may the API answer 202."""
         topic = TOPIC_BY_COMMAND[type(envelope.payload)]
+        value = envelope.to_bytes()
         # Keyed by account: one account's commands stay in order on one partition.
-        await self._sender.send(topic, envelope.account_id, envelope.to_bytes())
+        return Sent(await self._sender.send(topic, envelope.account_id, value), value)

@@ -1,8 +1,12 @@
-"""Each API worker reads the status topics and `prices` itself and hands every record to its hub.
+"""Each API worker fills its hub: accepted commands from the workers' announcements (api/live/announce.py),
+outcomes and `prices` read from Kafka by the worker itself.
 
 No consumer group: the worker assigns itself every partition, so any worker can serve any client, and
 commits nothing. On start each partition is read from the first record of the replay window (found by
-the records' timestamps), which fills the window that `Last-Event-ID` replays from; then it follows.
+the records' timestamps), which fills the window that `Last-Event-ID` replays from. The outcome and
+price partitions are then followed; a command partition is read only up to where it ended at start
+(the announcements, subscribed before that end was taken, carry every command after it) and then
+paused, so the broker no longer serves every accepted command to every worker.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any, Final
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
+from api.live.announce import Announcements
 from api.live.hub import LIVE_TOPICS, OUTCOME_TOPICS, LiveHub, LiveRecord
 from infra.settings import Settings
 from schemas.envelope import RawEnvelope
-from schemas.topics import PRICES
+from schemas.topics import COMMAND_TOPICS, PRICES
 from schemas.trading import PriceTick
 
 log = structlog.get_logger(__name__)
@@ -74,11 +80,14 @@ def _command_id(value: bytes | None, outcome: bool) -> uuid.UUID | None:
 
 
 class LiveFeed:
-    def __init__(self, settings: Settings, hub: LiveHub) -> None:
+    def __init__(self, settings: Settings, hub: LiveHub, redis: Redis) -> None:
         self._settings = settings
         self._hub = hub
+        self._announcements = Announcements(redis, hub)
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        # Command partitions still catching up, with the offset they ended at when the feed started.
+        self._catching_up: dict[TopicPartition, int] = {}
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -91,22 +100,25 @@ class LiveFeed:
         )
 
     async def start(self) -> None:
+        # Before the command partitions' ends are taken: what is announced from then on is past them.
+        await self._announcements.start()
         consumer = self._new_consumer()
-        await consumer.start()
-        self._consumer = consumer
         try:
+            await consumer.start()
+            self._consumer = consumer
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
             since_ms = int((time.time() - self._settings.live_window_s) * 1000)
-            starts = await self._window_starts(partitions, since_ms)
+            starts, ends = await self._window_starts(partitions, since_ms)
             for tp, offset in starts.items():
                 consumer.seek(tp, offset)
+            self._catching_up = {tp: ends[tp] for tp in partitions if tp.topic in COMMAND_TOPICS}
+            await self._pause_caught_up(consumer)
         except BaseException:
-            await consumer.stop()
-            self._consumer = None
+            await self.stop()
             raise
         self._task = asyncio.create_task(self._follow(consumer), name="live-feed")
-        log.info("live.feed_started", partitions=len(partitions))
+        log.info("live.feed_started", partitions=len(partitions), catching_up=len(self._catching_up))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -115,6 +127,14 @@ class LiveFeed:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+            self._consumer = None
+        await self._announcements.stop()
+
+    async def _pause_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        for tp, end in list(self._catching_up.items()):
+            if await consumer.position(tp) >= end:
+                consumer.pause(tp)
+                del self._catching_up[tp]
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         found: list[TopicPartition] = []
@@ -129,8 +149,10 @@ class LiveFeed:
             found += [TopicPartition(topic, n) for n in sorted(numbers)]
         return found
 
-    async def _window_starts(self, partitions: list[TopicPartition], since_ms: int) -> dict[Any, int]:
-        """The first offset of each partition whose record is no older than `since_ms`.
+    async def _window_starts(
+        self, partitions: list[TopicPartition], since_ms: int
+    ) -> tuple[dict[Any, int], dict[Any, int]]:
+        """The first offset of each partition whose record is no older than `since_ms`, and its end.
 
         Tansu's `offsets_for_times` answers 0 for any past time (ARCHITECTURE.md), so this searches the
         records' timestamps: back from the end in doubling steps, then by halves. A quiet partition
@@ -141,9 +163,10 @@ class LiveFeed:
         try:
             begins = await probe.beginning_offsets(partitions)
             ends = await probe.end_offsets(partitions)
-            return {
+            starts = {
                 tp: await _first_at_or_after(probe, tp, begins[tp], ends[tp], since_ms) for tp in partitions
             }
+            return starts, ends
         finally:
             await probe.stop()
 
@@ -151,6 +174,8 @@ class LiveFeed:
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=_FETCH_TIMEOUT_MS)
+                if self._catching_up:
+                    await self._pause_caught_up(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the client reconnects by itself; keep following

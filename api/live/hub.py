@@ -1,10 +1,11 @@
 """The API process's live view of the command and price topics: one in-process hub per worker.
 
-The feed (api/live/feed.py) hands it every record of the command topics (a command was accepted), the
-outcome topics (it settled or was rejected) and `prices`. The hub keeps a bounded window of recent
-command and outcome records (for `Last-Event-ID`), wakes the long polls waiting on a command, and fans
-each record out to the streams of its account (prices to every stream). It does no I/O: what a record
-means to a client is decided where it is sent (api/command_status.py).
+The feed (api/live/feed.py) hands it every accepted command (announced by the worker that accepted it,
+api/live/announce.py), every record of the outcome topics (it settled or was rejected) and `prices`.
+The hub keeps a bounded window of recent command and outcome records (for `Last-Event-ID`), wakes the
+long polls waiting on a command, and fans each record out to the streams of its account (prices to
+every stream). It does no I/O: what a record means to a client is decided where it is sent
+(api/command_status.py).
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ class LiveHub:
         if record.kind == "price":
             for subscription in self._price_streams:
                 subscription.offer(record)
+            return
+        if record.kind == "accepted" and record.command_id in self._accepted:
+            # Announced and also read back from the command topic while the feed caught up: once.
             return
         self._remember(record)
         if record.command_id is not None and record.kind == "outcome":

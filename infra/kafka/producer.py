@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from infra.settings import Settings
 from infra.telemetry import inject_trace_headers, publish_span
@@ -55,9 +56,11 @@ class KafkaPublisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
 
-    async def send(self, topic: str, key: str, value: bytes, headers: Headers | None = None) -> None:
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Headers | None = None
+    ) -> RecordMetadata:
         with publish_span(topic, 1):
-            await self._producer.send_and_wait(
+            return await self._producer.send_and_wait(
                 topic,
                 value=value,
                 key=key.encode(),

@@ -13,12 +13,14 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from aiokafka.structs import RecordMetadata, TopicPartition
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
 from api.app import create_app
 from api.gate import Gate, Limit
 from api.idempotency import IdempotencyStore
+from api.live.announce import Announcer
 from api.live.hub import LiveHub
 from api.live.tickets import StreamTickets
 from api.problems import ProblemError
@@ -49,8 +51,10 @@ class FakeBackends:
     records: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     revoked: dict[str, int] = field(default_factory=dict)
 
-    async def send(self, topic: str, key: str, value: bytes) -> None:
+    async def send(self, topic: str, key: str, value: bytes) -> RecordMetadata:
         self.published.append(value)
+        tp = TopicPartition(topic, 0)
+        return RecordMetadata(topic, 0, tp, len(self.published) - 1, 0, 0, 0)
 
     async def remember(self, account_id: str, digest: str, record: IdempotencyRecord) -> IdempotencyRecord:
         return self.records.setdefault((account_id, digest), record)
@@ -88,6 +92,7 @@ class Intake:
 async def intake(settings: Settings) -> AsyncIterator[Intake]:
     """The real app and the real Redis; Kafka and DynamoDB replaced by fakes, which cost no round trip."""
     redis = Redis.from_url(settings.redis_url, connection_class=CountingConnection)
+    announcements = Redis.from_url(settings.redis_url)
     fakes = FakeBackends()
     any_fakes = cast(Any, fakes)
     denylist = TokenDenylist(redis, any_fakes, settings.jwt_ttl_seconds)
@@ -108,6 +113,8 @@ async def intake(settings: Settings) -> AsyncIterator[Intake]:
         orders=cast(Any, None),
         positions=cast(Any, None),
         live=LiveHub(window_s=60, max_records=1000, subscriber_queue=100),
+        # Its own connection: the announcements leave the request path, and are not counted in it.
+        announcer=Announcer(announcements),
         stream_tickets=StreamTickets(redis, settings.stream_ticket_ttl_s),
     )
     await redis.set(LOADED_MARKER, b"1")
@@ -115,6 +122,7 @@ async def intake(settings: Settings) -> AsyncIterator[Intake]:
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
         yield Intake(client, redis, fakes, settings)
     await redis.aclose()
+    await announcements.aclose()
 
 
 async def test_a_post_costs_one_redis_round_trip(intake: Intake) -> None:

@@ -7,6 +7,7 @@ heartbeat and ticket life, beside the suite's; a reconnect may land on either wo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -189,6 +190,23 @@ async def test_a_user_sees_their_command_go_from_accepted_to_settled(live: httpx
         assert settled == await polled(alice, command_id)
         assert accepted == {**settled, "status": "accepted", "result": None, "completed_at": None}
         assert settled["result"]["balance_after"] == "25.00"
+
+
+async def test_a_command_accepted_by_another_api_process_shows_on_this_ones_stream(
+    live: httpx.AsyncClient, http: httpx.AsyncClient, ledger_paused: Callable[[], None]
+) -> None:
+    """The stream's API reads no command topic past its start: the accepting API's announcement is how
+    `accepted` reaches it (the ledger is paused so that the outcome cannot overtake it)."""
+    alice = await register(live)
+    elsewhere = dataclasses.replace(alice, client=http)  # the suite's API: another process
+    async with open_stream(live, headers=alice.auth) as stream:
+        command_id = await elsewhere.deposit("7.00")
+        _, accepted = await stream.command(timeout_s=10)
+        assert accepted["command_id"] == command_id and accepted["status"] == "accepted"
+        assert accepted == await polled(alice, command_id)
+        await asyncio.to_thread(ledger_paused)
+        _, settled = await stream.until(command_id, "settled")
+    assert settled == await polled(alice, command_id)
 
 
 async def test_a_stream_opened_with_a_ticket_carries_commands_and_price_ticks(

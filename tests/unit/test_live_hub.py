@@ -127,3 +127,21 @@ def test_a_cursor_round_trips_and_tells_what_is_new() -> None:
 def test_a_cursor_this_stream_did_not_write_is_refused(text: str) -> None:
     with pytest.raises(UnreadableCursor):
         Cursor.parse(text)
+
+
+async def test_a_command_announced_and_read_back_from_its_topic_reaches_a_stream_once() -> None:
+    live = hub()
+    with live.subscribe("alice") as alice:
+        command_id = uuid.uuid4()
+        announced = record(DEPOSIT_COMMANDS, "alice", command_id)
+        read_back = LiveRecord(**{**_fields(announced), "value": b'{"read": "back"}'})
+        live.publish(announced)
+        live.publish(read_back)
+        tick = record(PRICES, "market")
+        live.publish(tick)
+        assert [await alice.next(), await alice.next()] == [announced, tick]
+    assert live.recent("alice") == [announced]
+
+
+def _fields(r: LiveRecord) -> dict[str, object]:
+    return {name: getattr(r, name) for name in LiveRecord.__slots__}
