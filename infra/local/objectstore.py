@@ -193,14 +193,35 @@ class FileObjectStore:
         return found if visited == 1 else sorted(found, key=_key_bytes)
 
     def _folder(self, directory: Path) -> tuple[list[ObjectInfo], list[str]]:
+        cached = self._cached(directory)
+        if cached is not None:
+            return list(cached.files), list(cached.folders)
+        # Read under the write lock: no write of this server's can land between the folder's stamp and
+        # its reading. Read outside it, a listing taken just before a rename was stored just after the
+        # rename's own update; when both fell in one tick of the file system's clock (mtimes are
+        # coarse), the stale listing matched the folder's stamp and hid the new batch from every later
+        # fetch: a command acknowledged by Tansu that no consumer was ever given (a chaos run lost one).
+        with self._write_lock:
+            cached = self._cached(directory)
+            if cached is not None:
+                return list(cached.files), list(cached.folders)
+            return self._read_folder(directory)
+
+    def _cached(self, directory: Path) -> _Folder | None:
+        """The folder's listing, if kept and the folder has not changed since."""
+        try:
+            mtime_ns = directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return _Folder(0, [], [])
+        with self._folders_lock:
+            cached = self._folders.get(directory)
+            return cached if cached is not None and cached.mtime_ns == mtime_ns else None
+
+    def _read_folder(self, directory: Path) -> tuple[list[ObjectInfo], list[str]]:
         try:
             mtime_ns = directory.stat().st_mtime_ns
         except FileNotFoundError:
             return [], []
-        with self._folders_lock:
-            cached = self._folders.get(directory)
-            if cached is not None and cached.mtime_ns == mtime_ns:
-                return list(cached.files), list(cached.folders)
         files: list[ObjectInfo] = []
         folders: list[str] = []
         with os.scandir(directory) as entries:

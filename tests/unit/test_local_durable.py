@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 
 import pytest
 
+from infra.local import objectstore
 from infra.local.config import DEFAULT_DATA_DIR, LocalConfig, LocalConfigError
 from infra.local.control import ControlFolder, RunnerInfo, pid_alive
 from infra.local.objectstore import FileObjectStore, S3Error, list_objects_v2, remove_leftovers
@@ -158,3 +161,50 @@ def test_object_store_listing_follows_its_writes_and_changes_made_behind_its_bac
     assert [key for key, _, _ in listed()] == ["r/002.batch", "r/003.batch"]
     assert store.objects("b", "r/00")[1].size == 3  # a partial prefix
     assert store.objects("b", "missing/") == []
+
+
+def test_a_listing_read_while_a_batch_is_written_never_hides_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder read just before a write's rename, and kept just after it, in one tick of the file
+    system's clock: the kept listing must not hide the new object from every later listing (it once hid
+    an acknowledged command from the consumers for good)."""
+    store = FileObjectStore(tmp_path, fsync=False)
+    store.create_bucket("b")
+    store.put("b", "r/001.batch", b"x", if_none_match=None, if_match=None)
+    folder = tmp_path / "b" / "r"
+    stamp_before_write = folder.stat().st_mtime_ns
+    scanned, written = threading.Event(), threading.Event()
+    real_scandir = objectstore.os.scandir
+
+    def slow_scandir(path: Any) -> Any:
+        entries = list(real_scandir(path))  # what the folder held when it was read
+        scanned.set()
+        written.wait(timeout=0.5)  # the write lands now, if the reading lets it
+
+        class Snapshot(list[Any]):
+            def __enter__(self) -> Snapshot:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        return Snapshot(entries)
+
+    monkeypatch.setattr(objectstore.os, "scandir", slow_scandir)
+    reading = threading.Thread(target=store.objects, args=("b", "r/"))
+    reading.start()
+    assert scanned.wait(timeout=5)
+
+    def write() -> None:
+        store.put("b", "r/002.batch", b"x", if_none_match=None, if_match=None)
+        written.set()
+
+    writing = threading.Thread(target=write)
+    writing.start()
+    writing.join(timeout=5)
+    # A coarse clock: the write left the folder's stamp where the reading found it.
+    os.utime(folder, ns=(stamp_before_write, stamp_before_write))
+    reading.join(timeout=5)
+    monkeypatch.setattr(objectstore.os, "scandir", real_scandir)
+    assert [info.key for info in store.objects("b", "r/")] == ["r/001.batch", "r/002.batch"]
