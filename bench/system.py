@@ -97,12 +97,8 @@ def started_system(log_dir: Path, variant_env: Mapping[str, str], apps: tuple[st
     """Servers, provisioning, and `apps` started; the API answering /v1/health/ready."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stats_dir = log_dir / "stats"
-    services = LocalServices(
-        kafka_port=free_port(),
-        dynamodb_port=free_port(),
-        redis_port=free_port(),
-        log_dir=log_dir,
-        reuse_running_redis=False,
+    services = LocalServices.beside(
+        log_dir,
         # A variant may run DynamoDB Local's JVM with other options (the JIT's share of its CPU).
         dynamodb_java_opts=java_opts(variant_env) or DYNAMODB_JAVA_OPTS,
     )

@@ -32,7 +32,7 @@ from consumers.ledger.decisions import CashLimits
 from consumers.ledger.handlers import LedgerRules
 from infra.dynamo.client import dynamodb_client
 from infra.dynamo.ledger_store import DynamoLedgerStore
-from infra.local.services import LocalServices, free_port
+from infra.local.services import LocalServices
 from infra.provision import provision
 from producers.commands import envelope_for
 from schemas.commands import Deposit
@@ -102,13 +102,7 @@ async def drive(
 def run(shape: str, accounts: int, seconds: float, warmup: float) -> dict[str, float]:
     batch, writers = SHAPES[shape]
     with tempfile.TemporaryDirectory(prefix="bench-dynamodb-") as tmp:
-        services = LocalServices(
-            kafka_port=free_port(),
-            dynamodb_port=free_port(),
-            redis_port=free_port(),
-            log_dir=Path(tmp) / "logs",
-            reuse_running_redis=False,
-        )
+        services = LocalServices.beside(Path(tmp) / "logs")
         with services:
             env = {**BENCH_ENV, **services.endpoints.as_env(), "LEDGERFLOW_STATS_DIR": ""}
             asyncio.run(provision(settings_from(env)))

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra.local.services import LocalServices, free_port
+from infra.local.services import LocalServices
 
 TOPIC = "bench"
 PARTITIONS = 4
@@ -72,13 +72,8 @@ async def measure(bootstrap: str, messages: int, size: int) -> tuple[float, floa
 
 def run(storage: str, messages: int, size: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
-        services = LocalServices(
-            kafka_port=free_port(),
-            dynamodb_port=free_port(),
-            redis_port=free_port(),
-            log_dir=Path(tmp) / "logs",
-            reuse_running_redis=False,
-            data_dir=Path(tmp) / "data" if storage == "durable" else None,
+        services = LocalServices.beside(
+            Path(tmp) / "logs", data_dir=Path(tmp) / "data" if storage == "durable" else None
         )
         with services:
             return asyncio.run(measure(services.endpoints.kafka_bootstrap_servers, messages, size))

@@ -73,13 +73,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoi
             yield endpoints
         return
     log_dir = tmp_path_factory.mktemp("server-logs")
-    local = LocalServices(
-        kafka_port=free_port(),
-        dynamodb_port=free_port(),
-        redis_port=free_port(),
-        log_dir=log_dir,
-        reuse_running_redis=False,
-    )
+    local = LocalServices.beside(log_dir)
     with local:
         yield local.endpoints
 

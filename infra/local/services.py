@@ -247,6 +247,26 @@ class LocalServices:
         self.startup_s: float | None = None
         self._servers: dict[str, _Server] = {}
 
+    @classmethod
+    def beside(
+        cls,
+        log_dir: Path,
+        *,
+        data_dir: Path | None = None,
+        dynamodb_java_opts: Sequence[str] = DYNAMODB_JAVA_OPTS,
+    ) -> LocalServices:
+        """Servers on free ports with a Redis of their own: a system of a test, the bench, chaos or a
+        script, started beside `make run` without touching it."""
+        return cls(
+            kafka_port=free_port(),
+            dynamodb_port=free_port(),
+            redis_port=free_port(),
+            log_dir=log_dir,
+            reuse_running_redis=False,
+            data_dir=data_dir,
+            dynamodb_java_opts=dynamodb_java_opts,
+        )
+
     @property
     def durable(self) -> bool:
         return self.data_dir is not None

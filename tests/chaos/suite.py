@@ -153,14 +153,7 @@ def run(config: ChaosConfig, out: TextIO = sys.stdout) -> Figures:
     phases = _Phases(figures, out)
     log_dir = config.log_dir or PROJECT_ROOT / ".cache" / "logs" / f"chaos-{os.getpid()}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    services = LocalServices(
-        kafka_port=free_port(),
-        dynamodb_port=free_port(),
-        redis_port=free_port(),
-        log_dir=log_dir,
-        reuse_running_redis=False,
-        data_dir=log_dir / "data",
-    )
+    services = LocalServices.beside(log_dir, data_dir=log_dir / "data")
     with services, (log_dir / "apps.log").open("w", buffering=1) as app_log:
         env = {**os.environ, **CHAOS_ENV, **services.endpoints.as_env()}
         os.environ.update(env)

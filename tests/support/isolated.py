@@ -78,17 +78,10 @@ def isolated_system(
     *,
     apps: tuple[str, ...] = DEFAULT_APPS,
     extra_env: Mapping[str, str] | None = None,
-    **services_options: Any,
+    data_dir: Path | None = None,
 ) -> Iterator[IsolatedSystem]:
-    """Servers on free ports (`services_options` go to LocalServices), provisioned, with `apps` running."""
-    services = LocalServices(
-        kafka_port=free_port(),
-        dynamodb_port=free_port(),
-        redis_port=free_port(),
-        log_dir=tmp / "server-logs",
-        reuse_running_redis=False,
-        **services_options,
-    )
+    """Servers on free ports (durable under `data_dir` if given), provisioned, with `apps` running."""
+    services = LocalServices.beside(tmp / "server-logs", data_dir=data_dir)
     with services:
         env = {
             **os.environ,
