@@ -208,11 +208,12 @@ class FileObjectStore:
             return self._read_folder(directory)
 
     def _cached(self, directory: Path) -> _Folder | None:
-        """The folder's listing, if kept and the folder has not changed since."""
+        """The folder's listing, if kept and the folder has not changed since (a missing folder is read,
+        as empty, by `_read_folder`)."""
         try:
             mtime_ns = directory.stat().st_mtime_ns
         except FileNotFoundError:
-            return _Folder(0, [], [])
+            return None
         with self._folders_lock:
             cached = self._folders.get(directory)
             return cached if cached is not None and cached.mtime_ns == mtime_ns else None
