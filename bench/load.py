@@ -30,6 +30,7 @@ from bench.metrics import Outcome, Post, Recorded, Window, counter_delta, per_co
 from bench.procstat import cpu_by_name
 from bench.system import SETTLING_APPS, System
 from bench.workload import ASSETS, PRICE, Planned, Workload
+from infra.tasks import cancel_and_wait
 from producers.commands import TOPIC_BY_COMMAND, envelope_for
 from producers.prices.feed import tick_envelope
 from schemas.commands import Command, Deposit, PlaceOrder, Withdraw
@@ -391,10 +392,7 @@ async def drive(system: System, config: LoadConfig, log: Callable[[str], None]) 
             await _fund(system, driver, tracker, log)
         return await _load(system, config, driver, tracker, recorded, redis_client, log)
     finally:
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        await cancel_and_wait(listener)
         client.close()
         await redis_client.aclose()
 

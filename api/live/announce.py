@@ -19,7 +19,6 @@ answers from the accepted record the admission wrote.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Iterable
 from typing import Final
@@ -29,6 +28,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from api.live.hub import LiveHub, LiveRecord
+from infra.tasks import cancel_and_wait
 from producers.commands import Placed
 
 log = structlog.get_logger(__name__)
@@ -108,10 +108,7 @@ class Announcer:
         self._task = asyncio.create_task(self._run(), name="live-announcer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:
@@ -147,10 +144,7 @@ class Announcements:
             raise
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self, subscribed: asyncio.Future[None]) -> None:
         while True:

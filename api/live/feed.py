@@ -12,7 +12,6 @@ paused, so the broker no longer serves every accepted command to every worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -26,6 +25,7 @@ from redis.asyncio import Redis
 from api.live.announce import Announcements
 from api.live.hub import LIVE_TOPICS, OUTCOME_TOPICS, LiveHub, LiveRecord
 from infra.settings import Settings
+from infra.tasks import cancel_and_wait
 from schemas.envelope import RawEnvelope
 from schemas.topics import COMMAND_TOPICS, PRICES
 from schemas.trading import PriceTick
@@ -121,10 +121,7 @@ class LiveFeed:
         log.info("live.feed_started", partitions=len(partitions), catching_up=len(self._catching_up))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +21,7 @@ from infra.kafka.producer import KafkaPublisher, make_producer
 from infra.logging import configure_logging
 from infra.retry import retry_transient
 from infra.settings import Settings, get_settings
+from infra.tasks import cancel_and_wait
 from producers.prices.feed import replay, run_random_walk
 from producers.prices.walk import RandomWalk, read_recording
 
@@ -69,9 +69,7 @@ async def lifespan() -> AsyncIterator[None]:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 # FastStream runs no app without a broker; this one subscribes to nothing. Ticks go through our own
